@@ -1,0 +1,5 @@
+import sys
+
+from dehaze.cli import main
+
+sys.exit(main())

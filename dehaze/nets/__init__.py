@@ -1,0 +1,64 @@
+"""Networks: U-Net generator, PatchGAN, spectral classifiers, SSD discriminator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from dehaze.errors import CheckpointError
+from dehaze.nets.patchgan import PatchDiscriminator
+from dehaze.nets.spectral_classifier import PhaseSpectrumClassifier, SpectralClassifier, SpectrumMapClassifier
+from dehaze.nets.ssd import SSDDiscriminator, SSDOutput, build_spectral_classifier, ssd_combine
+from dehaze.nets.unet import UNetGenerator
+
+__all__ = [
+    "UNetGenerator", "PatchDiscriminator", "SpectralClassifier", "PhaseSpectrumClassifier",
+    "SpectrumMapClassifier", "SSDDiscriminator", "SSDOutput", "ssd_combine", "build_spectral_classifier",
+    "build_generator", "load_generator", "count_parameters",
+]
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    """Number of parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def build_generator(cfg: dict) -> UNetGenerator:
+    """A :class:`UNetGenerator` from a dict of its keyword arguments (unknown keys are an error)."""
+    try:
+        return UNetGenerator(**cfg)
+    except TypeError as exc:
+        raise CheckpointError(f"generator settings do not fit UNetGenerator: {exc}") from None
+
+
+def load_generator(path: str | Path, prefer_ema: bool = True, map_location: str = "cpu"):
+    """Load a generator from a training checkpoint.
+
+    Args:
+        path: checkpoint written by the trainer (keys ``G``, optional ``G_ema``, ``G_config``).
+        prefer_ema: use the EMA weights when the checkpoint has them.
+
+    Returns:
+        ``(G, meta)``: the generator in eval mode and the checkpoint's other entries
+        (``config``, ``step``, ``metrics``, ``G_config``, ``weights`` = "G_ema" or "G").
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # corrupt or not a torch file
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.__class__.__name__}: {exc}") from None
+    if not isinstance(ckpt, dict) or "G" not in ckpt or "G_config" not in ckpt:
+        raise CheckpointError(f"{path} is not a generator checkpoint (needs 'G' and 'G_config' entries)")
+    G = build_generator(ckpt["G_config"])
+    key = "G_ema" if prefer_ema and ckpt.get("G_ema") is not None else "G"
+    try:
+        G.load_state_dict(ckpt[key])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not match G_config: {str(exc).splitlines()[0]}") from None
+    G.eval()
+    meta = {k: ckpt.get(k) for k in ("config", "step", "metrics", "G_config")}
+    meta["weights"] = key
+    return G, meta

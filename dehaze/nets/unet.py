@@ -1,0 +1,131 @@
+"""pix2pix U-Net generator (Isola et al. 2017) for image-to-image restoration."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+NORMS = ("batch", "instance", "none")
+UPSAMPLES = ("deconv", "bilinear")
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """``batch`` | ``instance`` | ``none`` normalisation for ``channels`` feature maps."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}; choose one of {NORMS}")
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
+    """Replicate-pad ``x (B, C, H, W)`` on the bottom/right to multiples of ``multiple``.
+
+    Returns:
+        The padded tensor and the original ``H``, ``W`` (to crop back).
+
+    Example:
+        >>> y, h, w = pad_to_multiple(torch.zeros(1, 3, 30, 17), 16)
+        >>> tuple(y.shape), h, w
+        ((1, 3, 32, 32), 30, 17)
+    """
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    return x, h, w
+
+
+class _Up(nn.Module):
+    def __init__(self, cin: int, cout: int, mode: str):
+        super().__init__()
+        if mode == "deconv":
+            self.op = nn.ConvTranspose2d(cin, cout, 4, 2, 1)
+        elif mode == "bilinear":
+            # resize-convolution: avoids the checkerboard artefacts of transposed convolutions
+            self.op = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                                    nn.Conv2d(cin, cout, 3, 1, 1))
+        else:
+            raise ValueError(f"unknown upsample {mode!r}; choose one of {UPSAMPLES}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op(x)
+
+
+class UNetGenerator(nn.Module):
+    """pix2pix U-Net: ``depth`` stride-2 4×4 convolutions down, mirrored up, skip connections.
+
+    Any ``H × W`` is accepted: the input is replicate-padded to a multiple of
+    ``2 ** depth`` and the output cropped back, so the output has the input's size.
+
+    Args:
+        in_channels: input channels (3 for RGB).
+        out_channels: output channels.
+        width: channels after the first layer (pix2pix ``ngf``).
+        depth: number of down-sampling levels; the input multiple is ``2 ** depth``.
+        max_width: channel cap for the deeper levels (pix2pix: ``8 * ngf``).
+        norm: ``batch`` (pix2pix), ``instance`` or ``none``.
+        dropout: dropout in the three innermost decoder levels (pix2pix: 0.5).
+        upsample: ``deconv`` (pix2pix transposed convolution) or ``bilinear`` (resize-conv).
+        residual: predict a correction added to the input instead of the image itself.
+
+    Example:
+        >>> G = UNetGenerator(width=8, depth=3)
+        >>> G(torch.zeros(1, 3, 30, 45)).shape
+        torch.Size([1, 3, 30, 45])
+    """
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, width: int = 64, depth: int = 5,
+                 max_width: int = 512, norm: str = "batch", dropout: float = 0.0,
+                 upsample: str = "deconv", residual: bool = False):
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        if residual and in_channels != out_channels:
+            raise ValueError("residual=True needs in_channels == out_channels")
+        self.config = dict(in_channels=in_channels, out_channels=out_channels, width=width, depth=depth,
+                           max_width=max_width, norm=norm, dropout=dropout, upsample=upsample,
+                           residual=residual)
+        self.multiple = 2 ** depth
+        self.residual = residual
+        ch = [min(width * 2 ** i, max_width) for i in range(depth)]  # channels after each down level
+
+        self.down = nn.ModuleList()
+        for i in range(depth):
+            cin = in_channels if i == 0 else ch[i - 1]
+            layers: list[nn.Module] = [] if i == 0 else [nn.LeakyReLU(0.2)]
+            layers.append(nn.Conv2d(cin, ch[i], 4, 2, 1, bias=(norm != "batch" or i in (0, depth - 1))))
+            if 0 < i < depth - 1:  # pix2pix: no norm on the outermost and innermost layers
+                layers.append(norm_layer(norm, ch[i]))
+            self.down.append(nn.Sequential(*layers))
+
+        self.up = nn.ModuleList()
+        for i in reversed(range(depth)):
+            cin = ch[i] if i == depth - 1 else ch[i] * 2  # innermost has no skip yet
+            cout = out_channels if i == 0 else ch[i - 1]
+            layers = [nn.ReLU(), _Up(cin, cout, upsample)]
+            if i > 0:
+                layers.append(norm_layer(norm, cout))
+                if dropout > 0 and i >= depth - 3:
+                    layers.append(nn.Dropout(dropout))
+            self.up.append(nn.Sequential(*layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.config["in_channels"]:
+            raise ValueError(f"expected (B, {self.config['in_channels']}, H, W), got {tuple(x.shape)}")
+        xp, h, w = pad_to_multiple(x, self.multiple)
+        skips = []
+        y = xp
+        for layer in self.down:
+            y = layer(y)
+            skips.append(y)
+        skips.pop()  # the innermost output is the decoder's input, not a skip
+        for j, layer in enumerate(self.up):
+            if j > 0:
+                y = torch.cat([y, skips.pop()], dim=1)
+            y = layer(y)
+        y = (xp + y).clamp(-1, 1) if self.residual else torch.tanh(y)
+        return y[..., :h, :w]

@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from dehaze.errors import CheckpointError
+from dehaze.nets import UNetGenerator, build_generator, count_parameters, load_generator
+
+
+@pytest.mark.parametrize("h,w", [(37, 50), (64, 64), (1, 1), (33, 129)])
+@pytest.mark.parametrize("kw", [dict(width=4, depth=3), dict(width=4, depth=4, upsample="bilinear", residual=True,
+                                                               norm="none"), dict(width=4, depth=2, norm="instance",
+                                                                                  dropout=0.5)])
+def test_any_size_in_same_size_out_in_range(h, w, kw):
+    G = UNetGenerator(**kw).eval()
+    y = G(torch.rand(2, 3, h, w) * 2 - 1)
+    assert y.shape == (2, 3, h, w)
+    assert y.min() >= -1 and y.max() <= 1
+
+
+def test_pix2pix_default_size_and_multiple():
+    G = UNetGenerator(depth=8)
+    assert G.multiple == 256
+    assert 54e6 < count_parameters(G) < 55e6  # pix2pix unet_256 has 54.4 M parameters
+
+
+def test_residual_identity_at_init_is_close_to_input():
+    G = UNetGenerator(width=4, depth=3, residual=True, norm="none")
+    torch.nn.init.zeros_(G.up[-1][1].op.weight)
+    torch.nn.init.zeros_(G.up[-1][1].op.bias)
+    x = torch.rand(1, 3, 16, 16) * 1.8 - 0.9
+    assert torch.allclose(G(x), x, atol=1e-6)
+
+
+def test_rejects_wrong_channels_and_bad_config():
+    with pytest.raises(ValueError, match="expected"):
+        UNetGenerator(width=4, depth=2)(torch.zeros(1, 1, 8, 8))
+    with pytest.raises(ValueError, match="norm"):
+        UNetGenerator(norm="group")
+    with pytest.raises(CheckpointError):
+        build_generator({"width": 4, "nonsense": 1})
+
+
+def test_load_generator_round_trip_and_errors(tmp_path):
+    G = UNetGenerator(width=4, depth=3)
+    G_ema = UNetGenerator(width=4, depth=3)
+    path = tmp_path / "ckpt.pt"
+    torch.save({"G": G.state_dict(), "G_ema": G_ema.state_dict(), "G_config": G.config, "config": {"a": 1},
+                "step": 7, "metrics": {"psnr": 20.0}}, path)
+    loaded, meta = load_generator(path)
+    assert meta["weights"] == "G_ema" and meta["step"] == 7
+    x = torch.rand(1, 3, 16, 16)
+    assert torch.allclose(loaded(x), G_ema.eval()(x))
+    with pytest.raises(CheckpointError, match="not found"):
+        load_generator(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_generator(tmp_path / "junk.pt")
+    bad = dict(torch.load(path, weights_only=False), G_config={**G.config, "width": 8})
+    torch.save(bad, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_generator(tmp_path / "bad.pt")
