@@ -1,0 +1,140 @@
+"""Experiment configs: one YAML file per experiment, overridable from the command line.
+
+A config may name a parent with ``_base_: other.yaml`` (relative to its own folder); the
+child can only change keys that the parent (or the trainer's defaults) already has, so a
+typo is an error instead of a silently ignored setting. ``--set a.b=value`` overrides
+follow the same rule; values are parsed as YAML (``3``, ``1e-4``, ``true``, ``[1, 2]``).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dehaze.errors import ConfigError
+
+BASE_KEY = "_base_"
+
+
+def _flat_keys(d: Mapping, prefix: str = "") -> list[str]:
+    keys = []
+    for k, v in d.items():
+        full = f"{prefix}{k}"
+        keys.append(full)
+        if isinstance(v, Mapping):
+            keys += _flat_keys(v, full + ".")
+    return keys
+
+
+def _unknown(key: str, known: Mapping) -> ConfigError:
+    close = difflib.get_close_matches(key, _flat_keys(known), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return ConfigError(f"unknown config key '{key}'{hint}")
+
+
+def merge(base: Mapping, update: Mapping, prefix: str = "", strict: bool = True) -> dict:
+    """Deep-merge ``update`` into a copy of ``base``; with ``strict``, unknown keys raise ConfigError.
+
+    Example:
+        >>> merge({"a": {"b": 1, "c": 2}}, {"a": {"b": 5}})
+        {'a': {'b': 5, 'c': 2}}
+    """
+    out = copy.deepcopy(dict(base))
+    for k, v in update.items():
+        full = f"{prefix}{k}"
+        if strict and k not in out:
+            raise ConfigError(f"unknown config key '{full}'" + _suggest(k, out))
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = merge(out[k], v, full + ".", strict)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _suggest(key: str, options: Mapping) -> str:
+    close = difflib.get_close_matches(key, list(options), n=3)
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings, not {type(data).__name__}")
+    return data
+
+
+def read_config_file(path: str | Path) -> dict:
+    """A YAML config with its ``_base_`` chain resolved (checked against defaults by :func:`load_config`)."""
+    path = Path(path)
+    data = _read_yaml(path)
+    base = data.pop(BASE_KEY, None)
+    if base is None:
+        return data
+    return merge(read_config_file(path.parent / base), data, strict=False)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"a.b=3"`` -> ``(["a", "b"], 3)``."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like key=value (for example train.steps=1000)")
+    key, value = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override '{text}' has an empty key")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    return key.split("."), parsed
+
+
+def apply_overrides(cfg: Mapping, overrides: Iterable[str]) -> dict:
+    """Apply ``key=value`` overrides; the key must exist."""
+    out = copy.deepcopy(dict(cfg))
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = out
+        for i, p in enumerate(parts):
+            if not isinstance(node, dict) or p not in node:
+                raise _unknown(".".join(parts[: i + 1]), out)
+            if i == len(parts) - 1:
+                node[p] = value
+            else:
+                node = node[p]
+    return out
+
+
+def load_config(path: str | Path | None, overrides: Iterable[str] = (), defaults: Mapping | None = None) -> dict:
+    """Load an experiment config.
+
+    Args:
+        path: YAML file (``None``: the defaults alone).
+        overrides: ``key=value`` strings, applied last.
+        defaults: the trainer's full set of settings; keys outside it are an error.
+
+    Returns:
+        The merged config as nested dicts.
+    """
+    cfg = dict(defaults or {})
+    if path is not None:
+        data = read_config_file(path)
+        cfg = merge(cfg, data, strict=defaults is not None)
+    return apply_overrides(cfg, overrides)
+
+
+def save_config(cfg: Mapping, path: str | Path) -> None:
+    """Write ``cfg`` as YAML (atomically)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(dict(cfg), sort_keys=False))
+    tmp.replace(path)
