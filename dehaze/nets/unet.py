@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 NORMS = ("batch", "instance", "none")
 UPSAMPLES = ("deconv", "bilinear")
+HEADS = ("image", "asm")
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
@@ -71,6 +72,11 @@ class UNetGenerator(nn.Module):
         dropout: dropout in the three innermost decoder levels (pix2pix: 0.5).
         upsample: ``deconv`` (pix2pix transposed convolution) or ``bilinear`` (resize-conv).
         residual: predict a correction added to the input instead of the image itself.
+        head: ``image`` (pix2pix: the clear image through tanh) or ``asm`` (atmospheric scattering
+            model: the network predicts a transmission map t ∈ [t_min, 1] per pixel and a global
+            airlight A ∈ [0.5, 1]³ from its bottleneck, and the output is J = (I − A)/t + A, the
+            inverse of I = J·t + A·(1 − t)). Initialised near t = 0.9, i.e. almost identity.
+        t_min: lower bound of the transmission for the ``asm`` head (limits noise amplification).
 
     Example:
         >>> G = UNetGenerator(width=8, depth=3)
@@ -80,17 +86,22 @@ class UNetGenerator(nn.Module):
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, width: int = 64, depth: int = 5,
                  max_width: int = 512, norm: str = "batch", dropout: float = 0.0,
-                 upsample: str = "deconv", residual: bool = False):
+                 upsample: str = "deconv", residual: bool = False, head: str = "image", t_min: float = 0.05):
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
-        if residual and in_channels != out_channels:
-            raise ValueError("residual=True needs in_channels == out_channels")
+        if head not in HEADS:
+            raise ValueError(f"unknown head {head!r}; choose one of {HEADS}")
+        if (residual or head == "asm") and in_channels != out_channels:
+            raise ValueError("residual=True and head='asm' need in_channels == out_channels")
+        if head == "asm" and residual:
+            raise ValueError("head='asm' already predicts from the input; use residual=False")
         self.config = dict(in_channels=in_channels, out_channels=out_channels, width=width, depth=depth,
                            max_width=max_width, norm=norm, dropout=dropout, upsample=upsample,
-                           residual=residual)
+                           residual=residual, head=head, t_min=t_min)
         self.multiple = 2 ** depth
         self.residual = residual
+        self.head, self.t_min = head, float(t_min)
         ch = [min(width * 2 ** i, max_width) for i in range(depth)]  # channels after each down level
 
         self.down = nn.ModuleList()
@@ -105,13 +116,20 @@ class UNetGenerator(nn.Module):
         self.up = nn.ModuleList()
         for i in reversed(range(depth)):
             cin = ch[i] if i == depth - 1 else ch[i] * 2  # innermost has no skip yet
-            cout = out_channels if i == 0 else ch[i - 1]
+            cout = (1 if head == "asm" else out_channels) if i == 0 else ch[i - 1]
             layers = [nn.ReLU(), _Up(cin, cout, upsample)]
             if i > 0:
                 layers.append(norm_layer(norm, cout))
                 if dropout > 0 and i >= depth - 3:
                     layers.append(nn.Dropout(dropout))
             self.up.append(nn.Sequential(*layers))
+        if head == "asm":
+            self.airlight = nn.Linear(ch[-1], out_channels)  # global A from the pooled bottleneck
+            nn.init.zeros_(self.airlight.weight)
+            nn.init.constant_(self.airlight.bias, 1.1)  # A = 0.5 + 0.5·σ(1.1) ≈ 0.87
+            last = self.up[-1][1]
+            conv = last.op if isinstance(last.op, nn.Conv2d | nn.ConvTranspose2d) else last.op[1]
+            nn.init.constant_(conv.bias, 2.2)  # σ(2.2) ≈ 0.9: start close to the identity
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.config["in_channels"]:
@@ -123,9 +141,16 @@ class UNetGenerator(nn.Module):
             y = layer(y)
             skips.append(y)
         skips.pop()  # the innermost output is the decoder's input, not a skip
+        bottleneck = y
         for j, layer in enumerate(self.up):
             if j > 0:
                 y = torch.cat([y, skips.pop()], dim=1)
             y = layer(y)
-        y = (xp + y).clamp(-1, 1) if self.residual else torch.tanh(y)
+        if self.head == "asm":
+            t = self.t_min + (1 - self.t_min) * torch.sigmoid(y)
+            A = 0.5 + 0.5 * torch.sigmoid(self.airlight(bottleneck.mean(dim=(2, 3))))[..., None, None]
+            J = ((xp + 1) / 2 - A) / t + A
+            y = J.clamp(0, 1) * 2 - 1
+        else:
+            y = (xp + y).clamp(-1, 1) if self.residual else torch.tanh(y)
         return y[..., :h, :w]

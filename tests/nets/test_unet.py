@@ -58,3 +58,20 @@ def test_load_generator_round_trip_and_errors(tmp_path):
     torch.save(bad, tmp_path / "bad.pt")
     with pytest.raises(CheckpointError, match="do not match"):
         load_generator(tmp_path / "bad.pt")
+
+
+def test_asm_head_inverts_the_scattering_model():
+    G = UNetGenerator(width=4, depth=3, head="asm", norm="none").eval()
+    last = G.up[-1][1].op
+    torch.nn.init.zeros_(last.weight)
+    torch.nn.init.zeros_(last.bias)  # t = t_min + (1 - t_min)·σ(0)
+    torch.nn.init.zeros_(G.airlight.weight)
+    torch.nn.init.constant_(G.airlight.bias, 0.0)  # A = 0.5 + 0.5·σ(0) = 0.75
+    t, A = G.t_min + (1 - G.t_min) * 0.5, 0.75
+    clear = torch.rand(1, 3, 24, 40) * 0.8 + 0.1
+    hazy = clear * t + A * (1 - t)
+    out = (G(hazy * 2 - 1) + 1) / 2
+    assert torch.allclose(out, clear, atol=1e-5)
+    assert G.config["head"] == "asm"
+    with pytest.raises(ValueError, match="head"):
+        UNetGenerator(head="dcp")
