@@ -1,0 +1,486 @@
+"""Paired hazy/clear data: the folder layouts users already have, synthetic pairs, augmentation.
+
+Layouts understood by :func:`find_pairs` (tags and folder names are case-insensitive):
+
+- RESIDE (ITS, OTS, SOTS): ``root/hazy/`` next to ``root/clear/`` (or ``GT/``, ``gt/``, ``clean/``,
+  ``ground_truth/``). A hazy file pairs with the clear file whose stem is the hazy stem or its
+  longest ``_``-separated prefix: ``1400_1.png`` -> ``1400.png``, ``0051_0.8_0.2.jpg`` -> ``0051.png``,
+  ``1_1_0.90179.png`` -> ``1.png``. Several hazy images may share one clear image.
+- Same-name pairs: ``hazy/x.png`` -> ``GT/x.png`` (the extension may differ).
+- ``_hazy``/``_GT`` tags (O-HAZE, I-HAZE, NH-HAZE, Dense-Haze): ``01_outdoor_hazy.jpg`` ->
+  ``01_outdoor_GT.jpg``, ``01_hazy.png`` -> ``01_GT.png``, in ``hazy/`` + ``GT/`` or all in one folder.
+
+Files are found by extension (:data:`IMAGE_EXTENSIONS`), not by content: listing a RESIDE folder
+(300,000 files) must not open every file; a file whose content is not an image fails when it is read,
+with its name in the message. Images are decoded by OpenCV and converted to RGB at once
+(:func:`read_rgb`). The datasets return ``dict(hazy, clear, name)`` with 3xHxW float32
+tensors in [-1, 1].
+
+Example:
+    >>> ds = PairedFolderDataset("sots/indoor", crop=256)  # doctest: +SKIP
+    >>> ds[0]["hazy"].shape  # doctest: +SKIP
+    torch.Size([3, 256, 256])
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, get_worker_info
+
+from dehaze.errors import InputError
+from dehaze.haze import HazeMixture, HazeSynthesizer, synthesize_haze
+from dehaze.io import read_photo
+
+__all__ = [
+    "CLEAR_DIRS",
+    "HAZY_DIRS",
+    "IMAGE_EXTENSIONS",
+    "PairedFolderDataset",
+    "SyntheticHazeDataset",
+    "clear_candidates",
+    "find_pairs",
+    "list_images",
+    "random_resized_crop",
+    "read_rgb",
+    "to_tensor",
+]
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+HAZY_DIRS = ("hazy", "haze")
+CLEAR_DIRS = ("clear", "gt", "clean", "ground_truth", "groundtruth")
+_HAZY_TAG = re.compile(r"[_-](hazy|haze)$", re.IGNORECASE)
+_CLEAR_TAG = re.compile(r"[_-](gt|clear|clean)$", re.IGNORECASE)
+_SHOW = 5  # unmatched file names shown in an error message
+
+
+# ----------------------------------------------------------------------------- listing and pairing
+
+
+def list_images(root: str | Path, recursive: bool = True) -> list[Path]:
+    """Image files under ``root``, sorted; found by extension (:data:`IMAGE_EXTENSIONS`, any case).
+
+    Hidden files and folders (``.name``) are skipped. Raises :class:`InputError` when ``root`` is
+    missing or not a folder; an empty folder gives an empty list.
+
+    Example:
+        >>> list_images("/no/such/folder")
+        Traceback (most recent call last):
+        ...
+        dehaze.errors.InputError: /no/such/folder: no such folder
+    """
+    root = Path(root)
+    if not root.exists():
+        raise InputError(f"{root}: no such folder")
+    if not root.is_dir():
+        raise InputError(f"{root}: is a file, not a folder")
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for f in filenames:
+            if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_EXTENSIONS:
+                found.append(Path(dirpath) / f)
+        if not recursive:
+            break
+    return sorted(found)
+
+
+def _names(paths: Sequence[Path], root: Path) -> str:
+    shown = ", ".join(str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in paths[:_SHOW])
+    return shown + (f" and {len(paths) - _SHOW} more" if len(paths) > _SHOW else "")
+
+
+def _find_subdir(root: Path, names: Sequence[str]) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.lower() in names)
+
+
+def clear_candidates(stem: str) -> list[str]:
+    """Clear-image stems a hazy stem may pair with, most specific first (the first one present wins).
+
+    Example:
+        >>> clear_candidates("0051_0.8_0.2"), clear_candidates("01_outdoor_hazy")
+        (['0051_0.8_0.2', '0051_0.8', '0051'], ['01_outdoor_hazy', '01_outdoor', '01'])
+    """
+    keys = [stem]
+    base = _HAZY_TAG.sub("", stem)
+    if base != stem:
+        keys.append(base)
+    parts = base.split("_")
+    keys += ["_".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)]
+    return keys
+
+
+def _match(hazy: list[Path], clear: list[Path], root: Path) -> list[tuple[Path, Path]]:
+    index: dict[str, Path] = {}
+    for c in clear:
+        for key in {c.stem, _CLEAR_TAG.sub("", c.stem)}:
+            if key in index and index[key] != c:
+                raise InputError(
+                    f"{root}: clear images {_names([index[key], c], root)} share the name {key!r}; "
+                    "keep one file per clear image"
+                )
+            index[key] = c
+    pairs, missing, used = [], [], set()
+    for h in hazy:
+        c = next((index[k] for k in clear_candidates(h.stem) if k in index), None)
+        if c is None:
+            missing.append(h)
+        else:
+            pairs.append((h, c))
+            used.add(c)
+    unused = [c for c in clear if c not in used]
+    if missing or unused:
+        msg = []
+        if missing:
+            msg.append(f"{len(missing)} hazy image(s) have no clear image: {_names(missing, root)}")
+        if unused:
+            msg.append(f"{len(unused)} clear image(s) have no hazy image: {_names(unused, root)}")
+        raise InputError(
+            f"{root}: {'; '.join(msg)} (a hazy 1400_1.png pairs with clear 1400.png, 01_hazy.png with "
+            "01_GT.png, x.png with x.png)"
+        )
+    return sorted(pairs)
+
+
+def find_pairs(root: str | Path) -> list[tuple[Path, Path]]:
+    """All (hazy, clear) pairs of a dataset folder, sorted by hazy path; see the module doc for layouts.
+
+    Raises :class:`InputError` for a missing or empty folder, an unknown layout, and for any hazy
+    image without a clear image or clear image without a hazy image (the message names the first
+    few files and the count), so training never silently uses fewer pairs. Sub-folders of
+    ``hazy/`` and ``clear/`` are not searched.
+
+    Example:
+        >>> find_pairs("/no/such/folder")
+        Traceback (most recent call last):
+        ...
+        dehaze.errors.InputError: /no/such/folder: no such folder
+    """
+    root = Path(root)
+    if not root.exists():
+        raise InputError(f"{root}: no such folder")
+    if not root.is_dir():
+        raise InputError(f"{root}: is a file, not a folder")
+    hazy_dirs = _find_subdir(root, HAZY_DIRS)
+    if len(hazy_dirs) > 1:
+        raise InputError(f"{root}: several hazy folders ({_names(hazy_dirs, root)}); keep one")
+    if hazy_dirs:
+        clear_dirs = _find_subdir(root, CLEAR_DIRS)
+        if not clear_dirs:
+            raise InputError(f"{root}: has {hazy_dirs[0].name}/ but no clear/ or GT/ folder next to it")
+        if len(clear_dirs) > 1:
+            raise InputError(f"{root}: several clear folders ({_names(clear_dirs, root)}); keep one")
+        hazy = list_images(hazy_dirs[0], recursive=False)
+        clear = list_images(clear_dirs[0], recursive=False)
+        if not hazy:
+            raise InputError(f"{hazy_dirs[0]}: no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        if not clear:
+            raise InputError(f"{clear_dirs[0]}: no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        return _match(hazy, clear, root)
+    files = list_images(root, recursive=False)
+    if not files:
+        raise InputError(
+            f"{root}: no images and no hazy/ folder; expected hazy/ + clear/ (or GT/), "
+            "or *_hazy / *_GT images side by side"
+        )
+    hazy = [f for f in files if _HAZY_TAG.search(f.stem)]
+    clear = [f for f in files if _CLEAR_TAG.search(f.stem)]
+    other = [f for f in files if f not in hazy and f not in clear]
+    if not hazy or not clear or other:
+        what = other if (hazy and clear) else files
+        raise InputError(
+            f"{root}: cannot tell hazy from clear for {len(what)} image(s): {_names(what, root)}; use hazy/ "
+            "and clear/ (or GT/) folders, or name the files *_hazy and *_GT"
+        )
+    return _match(hazy, clear, root)
+
+
+# ----------------------------------------------------------------------------- reading and tensors
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Read an image as HxWx3 RGB: uint8 for 8-bit files, float32 in [0, 1] for 16-bit files.
+
+    Decoded by OpenCV (EXIF orientation applied, grey expanded to RGB, alpha dropped): about 3x
+    faster than :func:`dehaze.io.read_photo` for a 620x460 PNG, which matters in DataLoader workers.
+    A file OpenCV cannot decode is passed to ``read_photo`` for its precise error message.
+
+    Example:
+        >>> read_rgb("/no/such.png")
+        Traceback (most recent call last):
+        ...
+        dehaze.errors.InputError: /no/such.png: no such file
+    """
+    log = cv2.utils.logging
+    level = log.getLogLevel()
+    log.setLogLevel(log.LOG_LEVEL_SILENT)  # a broken file is reported once, by read_photo, not by libpng too
+    try:
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    finally:
+        log.setLogLevel(level)
+    if img is None:
+        photo = read_photo(path)  # raises InputError naming the problem; else a format OpenCV lacks
+        rgb = photo.rgb
+        return (rgb * 255.0 + 0.5).astype(np.uint8) if photo.bit_depth == 8 else rgb
+    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if img.dtype == np.uint8:
+        return img
+    return img.astype(np.float32) / np.float32(np.iinfo(img.dtype).max if img.dtype.kind in "ui" else 1.0)
+
+
+def _float01(image: np.ndarray) -> np.ndarray:
+    return (
+        image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32, copy=False)
+    )
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """HxWx3 image (uint8, or float in [0, 1]) -> 3xHxW float32 tensor in [-1, 1].
+
+    Example:
+        >>> to_tensor(np.full((2, 2, 3), 255, np.uint8)).flatten().tolist()[:2]
+        [1.0, 1.0]
+    """
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 image, got shape {image.shape}")
+    x = torch.from_numpy(np.ascontiguousarray(_float01(image).transpose(2, 0, 1)))
+    return x * 2.0 - 1.0
+
+
+class _SeededDataset(Dataset):
+    """Per-item random generators that are reproducible and differ between epochs and workers.
+
+    In the main process an item is a pure function of (seed, epoch, index); call ``set_epoch`` for
+    new draws. In a DataLoader worker the worker's torch seed (drawn from the main process's torch
+    generator, so reproducible under ``torch.manual_seed``) and a per-worker call count are mixed in,
+    so persistent workers also draw new crops and haze every epoch.
+    """
+
+    seed: int = 0
+    epoch: int = 0
+    _calls: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """New random draws for every item (main-process loading, or workers created after the call)."""
+        self.epoch = epoch
+
+    def _rng(self, index: int) -> np.random.Generator:
+        if get_worker_info() is None:
+            return np.random.default_rng([self.seed, index, self.epoch])
+        self._calls += 1  # this worker's own copy of the dataset counts its items
+        return np.random.default_rng(
+            [self.seed, index, self.epoch, torch.initial_seed() % 2**63, self._calls]
+        )
+
+
+# ----------------------------------------------------------------------------- real pairs
+
+
+def _fit_clear(hazy: np.ndarray, clear: np.ndarray, hp: Path, cp: Path) -> np.ndarray:
+    """The clear image, centre-cropped to the hazy size when up to 32 px larger, else an error.
+
+    The original RESIDE SOTS indoor release has 640x480 clear images for 620x460 hazy ones.
+    """
+    (hh, hw), (ch, cw) = hazy.shape[:2], clear.shape[:2]
+    if (hh, hw) == (ch, cw):
+        return clear
+    dy, dx = ch - hh, cw - hw
+    if 0 <= dy <= 32 and 0 <= dx <= 32 and dy % 2 == 0 and dx % 2 == 0:
+        return clear[dy // 2 : dy // 2 + hh, dx // 2 : dx // 2 + hw]
+    raise InputError(f"{hp} ({hw}x{hh}) and its clear image {cp} ({cw}x{ch}) differ in size")
+
+
+class PairedFolderDataset(_SeededDataset):
+    """Real (hazy, clear) pairs of a folder (any layout of :func:`find_pairs`).
+
+    Training (``augment=True``): the same random ``crop`` x ``crop`` window and horizontal flip on both
+    images (albumentations with ``additional_targets={"clear": "image"}``); images smaller than the
+    crop are reflect-padded. Validation (``augment=False``): a centre crop of ``crop`` if given, else
+    the full image centre-cropped to a multiple of ``multiple`` (use batch size 1 for mixed sizes).
+
+    Args:
+        root: dataset folder.
+        crop: crop size in pixels, or None for full images (validation only).
+        augment: random crop and flip (True) or deterministic centre crop (False).
+        multiple: validation sizes are cropped down to a multiple of this (e.g. the generator's ``.multiple``).
+        seed: seed of the augmentation randomness (see ``set_epoch``).
+
+    Example:
+        >>> ds = PairedFolderDataset("sots/outdoor", crop=None, augment=False, multiple=32)  # doctest: +SKIP
+        >>> item = ds[0]; item["hazy"].shape, item["name"]  # doctest: +SKIP
+        (torch.Size([3, 384, 544]), '0001_0.8_0.2')
+    """
+
+    def __init__(
+        self, root: str | Path, crop: int | None = 256, augment: bool = True, multiple: int = 1, seed: int = 0
+    ) -> None:
+        if augment and crop is None:
+            raise ValueError("augment=True needs a crop size")
+        if (crop is not None and crop < 1) or multiple < 1:
+            raise ValueError(f"crop and multiple must be positive, got crop={crop}, multiple={multiple}")
+        self.root, self.crop, self.augment, self.multiple = Path(root), crop, augment, multiple
+        self.seed = seed
+        self.pairs = find_pairs(root)
+        reflect = cv2.BORDER_REFLECT_101
+        if augment:
+            ops = [
+                A.PadIfNeeded(crop, crop, border_mode=reflect),
+                A.RandomCrop(crop, crop),
+                A.HorizontalFlip(p=0.5),
+            ]
+        elif crop is not None:
+            ops = [A.PadIfNeeded(crop, crop, border_mode=reflect), A.CenterCrop(crop, crop)]
+        else:
+            ops = []
+        self.transform = A.Compose(ops, additional_targets={"clear": "image"}) if ops else None
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict:
+        hp, cp = self.pairs[index]
+        hazy, clear = read_rgb(hp), read_rgb(cp)
+        clear = _fit_clear(hazy, clear, hp, cp)
+        if hazy.dtype != clear.dtype:  # one 8-bit and one 16-bit file
+            hazy, clear = _float01(hazy), _float01(clear)
+        if self.transform is not None:
+            if self.augment:
+                seed = int(self._rng(index).integers(2**31))
+                self.transform.set_random_seed(seed)
+            out = self.transform(image=hazy, clear=clear)
+            hazy, clear = out["image"], out["clear"]
+        elif self.multiple > 1:
+            h, w = hazy.shape[:2]
+            nh, nw = max(self.multiple, h - h % self.multiple), max(self.multiple, w - w % self.multiple)
+            if nh > h or nw > w:
+                raise InputError(f"{hp}: {w}x{h} is smaller than the size multiple {self.multiple}")
+            y, x = (h - nh) // 2, (w - nw) // 2
+            hazy, clear = hazy[y : y + nh, x : x + nw], clear[y : y + nh, x : x + nw]
+        return {"hazy": to_tensor(hazy), "clear": to_tensor(clear), "name": hp.stem}
+
+
+# ----------------------------------------------------------------------------- synthetic pairs
+
+
+def random_resized_crop(
+    image: np.ndarray,
+    size: int,
+    rng: np.random.Generator,
+    scale: tuple[float, float] = (0.25, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+) -> np.ndarray:
+    """Random window of a random area and aspect ratio, resized to ``size`` x ``size``.
+
+    The window is never smaller than ``size`` on either side, so the crop is never upsampled from
+    fewer pixels than it has; an image smaller than ``size`` is first upscaled (shorter side to ``size``).
+
+    Args:
+        image: HxWx3 array.
+        size: output side in pixels.
+        rng: NumPy generator.
+        scale: range of the window area as a fraction of the image area (raised to fit ``size``).
+        ratio: range of the window's width/height (log-uniform).
+
+    Example:
+        >>> img = np.zeros((300, 400, 3), np.uint8)
+        >>> random_resized_crop(img, 128, np.random.default_rng(0)).shape
+        (128, 128, 3)
+    """
+    h, w = image.shape[:2]
+    if min(h, w) < size:
+        f = size / min(h, w)
+        h, w = max(size, round(h * f)), max(size, round(w * f))
+        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_CUBIC)
+    area = h * w
+    lo = max(scale[0], size * size / area)
+    a = area * rng.uniform(lo, max(lo, scale[1]))
+    r = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+    cw = int(np.clip(round(math.sqrt(a * r)), size, w))
+    ch = int(np.clip(round(math.sqrt(a / r)), size, h))
+    y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    win = image[y : y + ch, x : x + cw]
+    if (ch, cw) == (size, size):
+        return np.ascontiguousarray(win)
+    return cv2.resize(win, (size, size), interpolation=cv2.INTER_AREA)
+
+
+class SyntheticHazeDataset(_SeededDataset):
+    """Pairs made on the fly from clean photos: random crop and flip, then haze synthesised on the crop.
+
+    Each item picks a clean photo (item ``i`` of an epoch uses photo ``i % n`` when
+    ``samples_per_epoch`` is None, else a random one), takes a :func:`random_resized_crop`, flips it
+    horizontally with probability 1/2 and adds haze with ``synth`` (depth prior computed on the crop).
+    Randomness is per item from ``seed``, the index, the epoch and in DataLoader workers the worker's
+    torch seed (see :class:`_SeededDataset`), so items are reproducible, workers never repeat each
+    other and every epoch brings new crops and haze.
+
+    Args:
+        clean_roots: folders of clean photos (searched recursively).
+        crop: output size in pixels.
+        synth: haze ranges (:class:`~dehaze.haze.HazeSynthesizer` or :class:`~dehaze.haze.HazeMixture`).
+        samples_per_epoch: length of an epoch; None for one item per photo.
+        seed: base seed.
+        cache: keep decoded photos in memory (per process; preloaded here, so forked workers share them).
+        scale: ``random_resized_crop`` area range.
+
+    Example:
+        >>> from dehaze.haze import haze_preset
+        >>> ds = SyntheticHazeDataset(["clean/bsds500"], 256, haze_preset("mixed"))  # doctest: +SKIP
+        >>> ds[0]["meta"]["prior"]  # doctest: +SKIP
+        'ramp+noise'
+    """
+
+    def __init__(
+        self,
+        clean_roots: Sequence[str | Path],
+        crop: int,
+        synth: HazeSynthesizer | HazeMixture,
+        samples_per_epoch: int | None = None,
+        seed: int = 0,
+        cache: bool = False,
+        scale: tuple[float, float] = (0.25, 1.0),
+    ) -> None:
+        if isinstance(clean_roots, (str, Path)):
+            clean_roots = [clean_roots]
+        if crop < 8:
+            raise ValueError(f"crop must be at least 8 pixels, got {crop}")
+        if samples_per_epoch is not None and samples_per_epoch < 1:
+            raise ValueError(f"samples_per_epoch must be positive, got {samples_per_epoch}")
+        self.files: list[Path] = []
+        for root in clean_roots:
+            found = list_images(root, recursive=True)
+            if not found:
+                raise InputError(f"{root}: no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+            self.files += found
+        self.crop, self.synth, self.seed, self.scale = crop, synth, seed, scale
+        self.samples_per_epoch = samples_per_epoch
+        self.cache: dict[int, np.ndarray] | None = None
+        if cache:
+            self.cache = {i: read_rgb(f) for i, f in enumerate(self.files)}
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch or len(self.files)
+
+    def _photo(self, i: int) -> np.ndarray:
+        if self.cache is not None:
+            return self.cache[i]
+        return read_rgb(self.files[i])
+
+    def __getitem__(self, index: int) -> dict:
+        rng = self._rng(index)
+        i = index % len(self.files) if self.samples_per_epoch is None else int(rng.integers(len(self.files)))
+        clear = random_resized_crop(self._photo(i), self.crop, rng, self.scale)
+        if rng.random() < 0.5:
+            clear = clear[:, ::-1]
+        clear = _float01(np.ascontiguousarray(clear))
+        hazy, meta = synthesize_haze(clear, rng, self.synth)
+        meta = {k: meta[k] for k in ("A", "beta", "prior", "mean_t")}
+        return {"hazy": to_tensor(hazy), "clear": to_tensor(clear), "name": self.files[i].stem, "meta": meta}

@@ -1,0 +1,391 @@
+"""Paired layouts, unmatched-file errors, paired augmentation and the synthetic dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from dehaze.data import (
+    PairedFolderDataset,
+    SyntheticHazeDataset,
+    clear_candidates,
+    find_pairs,
+    list_images,
+    random_resized_crop,
+    to_tensor,
+)
+from dehaze.errors import InputError
+from dehaze.haze import haze_preset
+
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+
+def _write(path: Path, rgb: np.ndarray | None = None, size: tuple[int, int] = (12, 16)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if rgb is None:
+        rgb = np.random.default_rng(abs(hash(path.name)) % 2**32).integers(0, 256, (*size, 3), dtype=np.uint8)
+    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def _make(root: Path, names: list[str]) -> Path:
+    for n in names:
+        _write(root / n)
+    return root
+
+
+def _rel(pairs, root: Path) -> list[tuple[str, str]]:
+    return [(str(h.relative_to(root)), str(c.relative_to(root))) for h, c in pairs]
+
+
+# ----------------------------------------------------------------------------- layouts
+
+
+def test_reside_sots_indoor(tmp_path):
+    _make(
+        tmp_path,
+        ["hazy/1400_1.png", "hazy/1400_10.png", "hazy/1401_2.png", "clear/1400.png", "clear/1401.png"],
+    )
+    assert _rel(find_pairs(tmp_path), tmp_path) == [
+        ("hazy/1400_1.png", "clear/1400.png"),
+        ("hazy/1400_10.png", "clear/1400.png"),
+        ("hazy/1401_2.png", "clear/1401.png"),
+    ]
+
+
+def test_reside_sots_outdoor_names_with_a_and_beta(tmp_path):
+    _make(tmp_path, ["hazy/0051_0.8_0.2.jpg", "hazy/0051_0.95_0.12.jpg", "hazy/0052_1_0.08.jpg"])
+    _make(tmp_path, ["clear/0051.png", "clear/0052.png"])
+    assert _rel(find_pairs(tmp_path), tmp_path) == [
+        ("hazy/0051_0.8_0.2.jpg", "clear/0051.png"),
+        ("hazy/0051_0.95_0.12.jpg", "clear/0051.png"),
+        ("hazy/0052_1_0.08.jpg", "clear/0052.png"),
+    ]
+
+
+@pytest.mark.parametrize("clear_dir", ["GT", "gt", "clear", "Clear"])
+def test_reside_its_names_and_gt_folder_variants(tmp_path, clear_dir):
+    _make(tmp_path, ["hazy/1_1_0.90179.png", "hazy/1_2_0.8.png", "hazy/12_1_0.7.png"])
+    _make(tmp_path, [f"{clear_dir}/1.png", f"{clear_dir}/12.png"])
+    assert _rel(find_pairs(tmp_path), tmp_path) == [
+        ("hazy/12_1_0.7.png", f"{clear_dir}/12.png"),
+        ("hazy/1_1_0.90179.png", f"{clear_dir}/1.png"),
+        ("hazy/1_2_0.8.png", f"{clear_dir}/1.png"),
+    ]
+
+
+def test_ohaze_tags_in_one_folder(tmp_path):
+    _make(tmp_path, ["01_outdoor_hazy.jpg", "01_outdoor_GT.jpg", "02_outdoor_hazy.jpg", "02_outdoor_GT.jpg"])
+    assert _rel(find_pairs(tmp_path), tmp_path) == [
+        ("01_outdoor_hazy.jpg", "01_outdoor_GT.jpg"),
+        ("02_outdoor_hazy.jpg", "02_outdoor_GT.jpg"),
+    ]
+
+
+def test_ihaze_tags_in_hazy_and_gt_folders(tmp_path):
+    _make(
+        tmp_path,
+        ["hazy/01_indoor_hazy.jpg", "hazy/02_indoor_hazy.jpg", "GT/01_indoor_GT.jpg", "GT/02_indoor_GT.jpg"],
+    )
+    assert _rel(find_pairs(tmp_path), tmp_path) == [
+        ("hazy/01_indoor_hazy.jpg", "GT/01_indoor_GT.jpg"),
+        ("hazy/02_indoor_hazy.jpg", "GT/02_indoor_GT.jpg"),
+    ]
+
+
+def test_nh_haze_and_dense_haze(tmp_path):
+    _make(tmp_path, ["01_hazy.png", "01_GT.png", "10_hazy.png", "10_GT.png", "2_hazy.png", "2_gt.png"])
+    assert _rel(find_pairs(tmp_path), tmp_path) == [
+        ("01_hazy.png", "01_GT.png"),
+        ("10_hazy.png", "10_GT.png"),
+        ("2_hazy.png", "2_gt.png"),
+    ]
+
+
+def test_same_name_pairs_with_different_extensions(tmp_path):
+    _make(tmp_path, ["hazy/a.png", "hazy/b_c.jpg", "clean/a.jpg", "clean/b_c.png"])
+    assert _rel(find_pairs(tmp_path), tmp_path) == [
+        ("hazy/a.png", "clean/a.jpg"),
+        ("hazy/b_c.jpg", "clean/b_c.png"),
+    ]
+
+
+def test_clear_candidates_order():
+    assert clear_candidates("1_1_0.90179") == ["1_1_0.90179", "1_1", "1"]
+    assert clear_candidates("01_hazy") == ["01_hazy", "01"]
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_unmatched_hazy_named_in_error(tmp_path):
+    _make(tmp_path, ["hazy/1400_1.png", "hazy/9999_1.png", "clear/1400.png"])
+    with pytest.raises(InputError, match=r"1 hazy image\(s\) have no clear image: hazy/9999_1\.png"):
+        find_pairs(tmp_path)
+
+
+def test_many_unmatched_show_first_few_and_count(tmp_path):
+    _make(tmp_path, [f"hazy/{i:04d}_1.png" for i in range(8)] + ["clear/0000.png"])
+    with pytest.raises(InputError) as exc:
+        find_pairs(tmp_path)
+    msg = str(exc.value)
+    assert "7 hazy image(s)" in msg and "hazy/0001_1.png" in msg and "and 2 more" in msg
+    assert "hazy/0007_1.png" not in msg
+
+
+def test_unused_clear_named_in_error(tmp_path):
+    _make(tmp_path, ["hazy/1_1.png", "clear/1.png", "clear/2.png"])
+    with pytest.raises(InputError, match=r"1 clear image\(s\) have no hazy image: clear/2\.png"):
+        find_pairs(tmp_path)
+
+
+def test_single_folder_with_untagged_file(tmp_path):
+    _make(tmp_path, ["01_hazy.png", "01_GT.png", "notes.png"])
+    with pytest.raises(InputError, match="cannot tell hazy from clear for 1 image.*notes.png"):
+        find_pairs(tmp_path)
+
+
+def test_missing_and_empty_folders(tmp_path):
+    with pytest.raises(InputError, match="no such folder"):
+        find_pairs(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no images and no hazy/ folder"):
+        find_pairs(tmp_path / "empty")
+    (tmp_path / "a" / "hazy").mkdir(parents=True)
+    (tmp_path / "a" / "clear").mkdir()
+    with pytest.raises(InputError, match="hazy: no images"):
+        find_pairs(tmp_path / "a")
+    _make(tmp_path / "b", ["hazy/1_1.png"])
+    with pytest.raises(InputError, match="no clear/ or GT/ folder"):
+        find_pairs(tmp_path / "b")
+    _write(tmp_path / "file.png")
+    with pytest.raises(InputError, match="not a folder"):
+        find_pairs(tmp_path / "file.png")
+
+
+def test_ambiguous_clear_names(tmp_path):
+    _make(tmp_path, ["hazy/1_1.png", "clear/1.png", "clear/1.jpg"])
+    with pytest.raises(InputError, match="share the name '1'"):
+        find_pairs(tmp_path)
+
+
+def test_list_images_by_extension(tmp_path):
+    _make(tmp_path, ["a.png", "b.JPG", "sub/c.webp", ".hidden.png", ".cache/d.png"])
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "e.gif").write_bytes(b"GIF89a")
+    assert [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path)] == [
+        "a.png",
+        "b.JPG",
+        "sub/c.webp",
+    ]
+    assert [p.name for p in list_images(tmp_path, recursive=False)] == ["a.png", "b.JPG"]
+    with pytest.raises(InputError, match="no such folder"):
+        list_images(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("subset,count", [("indoor", 50), ("outdoor", 51)])
+def test_sots_dev_pairs_all(subset, count):
+    root = SHARED / "sots-dev" / subset
+    if not root.is_dir():
+        pytest.skip(f"shared data not present: {root}")
+    pairs = find_pairs(root)
+    assert len(pairs) == count == len(list_images(root / "hazy"))
+    for h, c in pairs:
+        assert c.stem == h.stem.split("_")[0]
+
+
+# ----------------------------------------------------------------------------- paired dataset
+
+
+def _coordinate_pair(root: Path, h: int = 90, w: int = 120) -> None:
+    """hazy and clear images whose R, G channels encode the pixel's x and y; B tells them apart."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([xx, yy, np.zeros_like(xx)], -1).astype(np.uint8)
+    _write(root / "hazy" / "5_1.png", img.copy() | np.array([0, 0, 40], np.uint8))
+    _write(root / "clear" / "5.png", img.copy() | np.array([0, 0, 200], np.uint8))
+
+
+def _u8(x: torch.Tensor) -> np.ndarray:
+    return ((x.permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(int)
+
+
+def test_paired_augmentation_identical_on_both(tmp_path):
+    _coordinate_pair(tmp_path)
+    ds = PairedFolderDataset(tmp_path, crop=48, augment=True, seed=1)
+    origins, flips = set(), 0
+    for epoch in range(24):
+        ds.set_epoch(epoch)
+        item = ds[0]
+        hazy, clear = _u8(item["hazy"]), _u8(item["clear"])
+        assert hazy.shape == (48, 48, 3) and item["name"] == "5_1"
+        np.testing.assert_array_equal(hazy[..., :2], clear[..., :2])  # same window, same flip
+        assert (hazy[..., 2] == 40).all() and (clear[..., 2] == 200).all()
+        x, y = hazy[..., 0], hazy[..., 1]
+        assert (np.diff(y, axis=0) == 1).all()  # never flipped vertically
+        flipped = bool((np.diff(x, axis=1) == -1).all())
+        assert flipped or (np.diff(x, axis=1) == 1).all()
+        flips += flipped
+        origins.add((int(x.min()), int(y.min())))
+    assert 3 <= flips <= 21 and len(origins) > 10
+
+
+def test_paired_augmentation_deterministic_per_seed_and_epoch(tmp_path):
+    _coordinate_pair(tmp_path)
+    a = PairedFolderDataset(tmp_path, crop=32, seed=3)
+    b = PairedFolderDataset(tmp_path, crop=32, seed=3)
+    assert torch.equal(a[0]["hazy"], b[0]["hazy"])
+    seen = set()
+    for epoch in range(5):
+        a.set_epoch(epoch)
+        seen.add(a[0]["hazy"].numpy().tobytes())
+    assert len(seen) > 1
+
+
+def test_paired_validation_center_crop_and_multiple(tmp_path):
+    _coordinate_pair(tmp_path, h=90, w=120)
+    full = PairedFolderDataset(tmp_path, crop=None, augment=False, multiple=32)[0]
+    assert full["hazy"].shape == (3, 64, 96)
+    x, y = _u8(full["hazy"])[..., 0], _u8(full["clear"])[..., 1]
+    assert x[0, 0] == 12 and y[0, 0] == 13  # centred: (120 - 96) / 2, (90 - 64) / 2
+    center = PairedFolderDataset(tmp_path, crop=40, augment=False)[0]
+    assert center["clear"].shape == (3, 40, 40) and _u8(center["clear"])[0, 0, 0] == 40
+    whole = PairedFolderDataset(tmp_path, crop=None, augment=False)[0]
+    assert whole["hazy"].shape == (3, 90, 120)
+    assert whole["hazy"].min() >= -1 and whole["hazy"].max() <= 1
+
+
+def test_paired_small_images_are_padded(tmp_path):
+    _coordinate_pair(tmp_path, h=20, w=30)
+    item = PairedFolderDataset(tmp_path, crop=32)[0]
+    assert item["hazy"].shape == (3, 32, 32)
+    np.testing.assert_array_equal(_u8(item["hazy"])[..., :2], _u8(item["clear"])[..., :2])
+
+
+def test_paired_size_mismatch(tmp_path):
+    _write(tmp_path / "hazy" / "1_1.png", size=(20, 30))
+    _write(tmp_path / "clear" / "1.png", size=(25, 30))
+    with pytest.raises(InputError, match="differ in size"):
+        PairedFolderDataset(tmp_path, crop=None, augment=False)[0]
+
+
+def test_paired_sots_style_larger_clear_is_center_cropped(tmp_path):
+    yy, xx = np.mgrid[0:40, 0:50]
+    big = np.stack([xx, yy, np.zeros_like(xx)], -1).astype(np.uint8)
+    _write(tmp_path / "hazy" / "1_1.png", big[5:35, 5:45].copy())
+    _write(tmp_path / "clear" / "1.png", big)
+    item = PairedFolderDataset(tmp_path, crop=None, augment=False)[0]
+    np.testing.assert_array_equal(item["hazy"], item["clear"])
+
+
+def test_dataset_rejects_bad_arguments(tmp_path):
+    _coordinate_pair(tmp_path)
+    with pytest.raises(ValueError, match="needs a crop"):
+        PairedFolderDataset(tmp_path, crop=None, augment=True)
+    with pytest.raises(InputError, match="no such folder"):
+        SyntheticHazeDataset([tmp_path / "nope"], 32, haze_preset("mixed"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no images"):
+        SyntheticHazeDataset([tmp_path / "empty"], 32, haze_preset("mixed"))
+
+
+# ----------------------------------------------------------------------------- synthetic dataset
+
+
+@pytest.fixture
+def clean_dir(tmp_path) -> Path:
+    rng = np.random.default_rng(0)
+    for i, (h, w) in enumerate([(80, 100), (100, 70), (40, 50)]):  # the last one is smaller than the crop
+        img = cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), (0, 0), 2)
+        _write(tmp_path / "clean" / f"p{i}.png", img)
+    return tmp_path / "clean"
+
+
+def test_synthetic_items(clean_dir):
+    ds = SyntheticHazeDataset([clean_dir], 64, haze_preset("mixed"), seed=0)
+    assert len(ds) == 3
+    for i in range(3):
+        item = ds[i]
+        assert item["hazy"].shape == item["clear"].shape == (3, 64, 64)
+        assert item["hazy"].dtype == torch.float32 and item["name"] == f"p{i}"
+        assert item["hazy"].min() >= -1 and item["hazy"].max() <= 1
+        assert not torch.equal(item["hazy"], item["clear"])
+        assert set(item["meta"]) == {"A", "beta", "prior", "mean_t"}
+    assert len(SyntheticHazeDataset(clean_dir, 64, haze_preset("indoor"), samples_per_epoch=10)) == 10
+
+
+def test_synthetic_deterministic_for_a_seed(clean_dir):
+    a = SyntheticHazeDataset([clean_dir], 48, haze_preset("mixed"), samples_per_epoch=6, seed=5)
+    b = SyntheticHazeDataset([clean_dir], 48, haze_preset("mixed"), samples_per_epoch=6, seed=5)
+    c = SyntheticHazeDataset([clean_dir], 48, haze_preset("mixed"), samples_per_epoch=6, seed=6)
+    for i in range(6):
+        ia, ib = a[i], b[i]
+        assert torch.equal(ia["hazy"], ib["hazy"]) and torch.equal(ia["clear"], ib["clear"])
+        assert ia["meta"] == ib["meta"]
+    assert any(not torch.equal(a[i]["hazy"], c[i]["hazy"]) for i in range(6))
+    first = a[0]["hazy"]
+    a.set_epoch(1)
+    assert not torch.equal(a[0]["hazy"], first)
+
+
+def test_synthetic_cache_gives_same_items(clean_dir):
+    a = SyntheticHazeDataset([clean_dir], 48, haze_preset("outdoor"), seed=2)
+    b = SyntheticHazeDataset([clean_dir], 48, haze_preset("outdoor"), seed=2, cache=True)
+    assert b.cache is not None and len(b.cache) == 3
+    for i in range(3):
+        assert torch.equal(a[i]["hazy"], b[i]["hazy"])
+
+
+def test_dataloader_with_two_workers(clean_dir, tmp_path):
+    ds = SyntheticHazeDataset([clean_dir], 32, haze_preset("mixed"), samples_per_epoch=8, seed=0)
+
+    def load() -> list[dict]:
+        torch.manual_seed(0)
+        return list(DataLoader(ds, batch_size=2, num_workers=2, timeout=60))
+
+    batches = load()
+    assert len(batches) == 4
+    assert batches[0]["hazy"].shape == (2, 3, 32, 32) and len(batches[0]["name"]) == 2
+    flat = torch.cat([b["hazy"] for b in batches])
+    # no two items alike: the workers do not repeat each other's random draws
+    assert len({x.numpy().tobytes() for x in flat}) == 8
+    again = torch.cat([b["hazy"] for b in load()])
+    assert torch.equal(flat, again)  # reproducible under torch.manual_seed
+    torch.manual_seed(1)
+    other = torch.cat([b["hazy"] for b in DataLoader(ds, batch_size=2, num_workers=2, timeout=60)])
+    assert not torch.equal(flat, other)  # a new epoch (new torch seed) gives new haze
+
+    _coordinate_pair(tmp_path / "pairs")
+    pairs = DataLoader(
+        PairedFolderDataset(tmp_path / "pairs", crop=32), batch_size=1, num_workers=2, timeout=60
+    )
+    item = next(iter(pairs))
+    assert item["hazy"].shape == (1, 3, 32, 32) and item["name"] == ["5_1"]
+
+
+def test_persistent_workers_draw_new_haze_every_epoch(clean_dir):
+    ds = SyntheticHazeDataset([clean_dir], 32, haze_preset("mixed"), samples_per_epoch=4, seed=0)
+    torch.manual_seed(0)
+    loader = DataLoader(ds, batch_size=2, num_workers=2, persistent_workers=True, timeout=60)
+    first, second = (torch.cat([b["hazy"] for b in loader]) for _ in range(2))
+    assert not any(torch.equal(a, b) for a, b in zip(first, second))
+
+
+def test_random_resized_crop_sizes():
+    rng = np.random.default_rng(0)
+    assert random_resized_crop(np.zeros((300, 400, 3), np.uint8), 128, rng).shape == (128, 128, 3)
+    assert random_resized_crop(np.zeros((50, 60, 3), np.uint8), 64, rng).shape == (64, 64, 3)
+    # the window is never smaller than the crop: an exact-size image comes back unchanged
+    img = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(random_resized_crop(img, 64, rng), img)
+
+
+def test_to_tensor_range():
+    x = to_tensor(np.array([[[0, 128, 255]]], np.uint8))
+    assert x.shape == (3, 1, 1) and x[0].item() == -1 and x[2].item() == 1
+    with pytest.raises(ValueError, match="HxWx3"):
+        to_tensor(np.zeros((2, 2), np.uint8))

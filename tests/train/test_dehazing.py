@@ -1,0 +1,182 @@
+"""End-to-end tests of the dehazing trainer on tiny generated data (CPU, seconds)."""
+
+import copy
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dehaze.train.config import load_config, read_config_file
+from dehaze.train.dehazing import DEFAULTS, DEFAULTS_FILE, MODES, main, train
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _photo(rng, h=48, w=64) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    base = np.stack([np.sin(6 * x + c) * 0.4 + 0.5 for c in range(3)], -1) + rng.normal(0, 0.05, (h, w, 3))
+    return (np.clip(base * (0.5 + y[..., None]), 0, 1) * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    (root / "clean").mkdir()
+    for i in range(6):
+        Image.fromarray(_photo(rng)).save(root / "clean" / f"p{i}.png")
+    for sub in ("hazy", "clear"):
+        (root / "val" / sub).mkdir(parents=True)
+    for i in range(2):
+        clear = _photo(rng, 40, 56)
+        Image.fromarray(clear).save(root / "val" / "clear" / f"{i}.png")
+        hazy = (clear * 0.5 + 110).astype(np.uint8)
+        Image.fromarray(hazy).save(root / "val" / "hazy" / f"{i}_1.png")
+    return root
+
+
+def tiny_cfg(data: Path, out: Path, mode: str, steps: int = 3, **extra) -> dict:
+    o = [f"mode={mode}", f"out={out}", f"data.clean=[{data / 'clean'}]", f"val.dirs=[{data / 'val'}]",
+         "data.crop=32", "data.workers=0", "data.samples_per_epoch=16", "train.batch=2", f"train.steps={steps}",
+         "val.every=2", "log.every=1", "log.ckpt_every=2", "train.ema_start=1", "device=cpu",
+         "model.G={width: 4, depth: 3, max_width: 16, norm: batch, dropout: 0.0, upsample: deconv, residual: false, head: image, t_min: 0.05}",
+         "model.D={width: 4, n_layers: 2, norm: batch, spectral_norm: false}", "model.C.conv_width=4"]
+    o += [f"{k}={v}" for k, v in extra.items()]
+    return load_config(None, o, DEFAULTS)
+
+
+def test_default_yaml_documents_every_setting():
+    assert read_config_file(DEFAULTS_FILE) == DEFAULTS
+    for f in (REPO / "training" / "configs").glob("*.yaml"):
+        if "unconditional" not in f.name:
+            load_config(f, defaults=DEFAULTS)  # every shipped config is valid
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_each_mode_trains_and_writes_a_run(data, tmp_path, mode):
+    val = train(tiny_cfg(data, tmp_path / mode, mode))
+    run = tmp_path / mode
+    assert {"config.yaml", "last.pt", "best.pt", "stats.jsonl"} <= {p.name for p in run.iterdir()}
+    assert any((run / "images").glob("val_spectrum-*.png")) and any((run / "images").glob("val_hazy*.png"))
+    assert any((run / "tb").iterdir())
+    assert np.isfinite(val["psnr"]) and 0 < val["psnr"] < 60
+    assert {k.split("/")[-1] for k in val} >= {"psnr", "ssim", "spec", "psnr_hazy", "ssim_hazy"}
+    ckpt = torch.load(run / "last.pt", weights_only=False)
+    assert ckpt["step"] == 3 and (ckpt["D"] is None) == (mode == "l1")
+    stats = (run / "stats.jsonl").read_text()
+    assert "loss/G_L1" in stats
+    if mode.startswith("ssd"):
+        assert "loss/C" in stats and "acc/C" in stats
+
+
+def test_hinge_logit_and_hf_transforms_run(data, tmp_path):
+    train(tiny_cfg(data, tmp_path / "a", "ssd", **{"loss.gan": "hinge", "loss.combine": "logit",
+                                                     "loss.d_transform": "hfc", "loss.spectral_reg": 1.0,
+                                                     "loss.freq_l1": 1.0}))
+    train(tiny_cfg(data, tmp_path / "b", "pix2pix", **{"loss.gan": "lsgan", "loss.d_transform": "hff"}))
+
+
+def _sd_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_killed_run_resumes_from_last_good_checkpoint(data, tmp_path):
+    out = tmp_path / "run"
+    cfg = tiny_cfg(data, out, "ssd", steps=4)
+    train(cfg)  # writes last.pt at step 4
+    saved = torch.load(out / "last.pt", weights_only=False)
+    # a kill while writing leaves only a temp file: the last good checkpoint is untouched
+    (out / ".last.pt.999.tmp").write_bytes(b"half written")
+    cfg6 = tiny_cfg(data, out, "ssd", steps=6)
+    captured = {}
+
+    import dehaze.train.dehazing as dz
+
+    orig = dz._restore
+
+    def spy(state, G, D, G_ema, optG, optD, scaler, path):
+        r = orig(state, G, D, G_ema, optG, optD, scaler, path)
+        clone = lambda sd: {k: v.clone() for k, v in sd.items()}  # noqa: E731  (training goes on after this)
+        captured.update(G=clone(G.state_dict()), D=clone(D.state_dict()), G_ema=clone(G_ema.state_dict()),
+                        optG=copy.deepcopy(optG.state_dict()), rng=torch.get_rng_state())
+        return r
+
+    dz._restore = spy
+    try:
+        train(cfg6, resume=True)
+    finally:
+        dz._restore = orig
+    assert _sd_equal(captured["G"], saved["G"]) and _sd_equal(captured["D"], saved["D"])
+    assert _sd_equal(captured["G_ema"], saved["G_ema"])
+    assert captured["optG"]["state"][0]["step"] == saved["optG"]["state"][0]["step"]
+    assert torch.equal(captured["rng"], saved["rng"]["torch"])
+    assert torch.load(out / "last.pt", weights_only=False)["step"] == 6
+    assert (out / "config-resume.yaml").is_file()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--set", "train.stepz=3"], "unknown config key 'train.stepz'; did you mean train.steps"),
+    (["--set", "mode=gan"], "mode 'gan' is not one of"),
+    (["--set", "data.clean=[/nonexistent/photos]"], "/nonexistent/photos"),
+])
+def test_bad_input_gives_one_error_line(data, tmp_path, capsys, argv, message):
+    base = ["--set", f"out={tmp_path / 'x'}", "--set", f"val.dirs=[{data / 'val'}]", "--set", "data.workers=0"]
+    assert main(base + argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+
+
+def test_incompatible_checkpoint_is_refused(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    train(tiny_cfg(data, out, "l1", steps=2))
+    cfg = tiny_cfg(data, out, "l1", steps=4)
+    cfg["model"]["G"]["width"] = 8
+    from dehaze.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="differs"):
+        train(cfg, resume=True)
+    assert main(["--set", f"out={tmp_path / 'none'}", "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_unreadable_image_is_one_error_line(data, tmp_path):
+    bad = tmp_path / "clean"
+    bad.mkdir()
+    (bad / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (bad / "ok.png").write_bytes((data / "clean" / "p0.png").read_bytes())
+    cfg_args = [f"--set=data.clean=[{bad}]", f"--set=val.dirs=[{data / 'val'}]", f"--set=out={tmp_path / 'o'}",
+                "--set=data.workers=0", "--set=train.steps=2", "--set=data.crop=32", "--set=train.batch=2",
+                "--set=model.G.depth=3", "--set=model.G.width=4", "--set=mode=l1", "--set=data.cache=true"]
+    r = subprocess.run([sys.executable, str(REPO / "training" / "train_dehaze.py"), *cfg_args],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "broken.png" in lines[0], r.stderr
+
+
+def test_two_process_ddp_on_cpu(data, tmp_path):
+    out = tmp_path / "ddp"
+    args = ["--set=mode=ssd", f"--set=out={out}", f"--set=data.clean=[{data / 'clean'}]",
+            f"--set=val.dirs=[{data / 'val'}]", "--set=data.crop=32", "--set=data.workers=0",
+            "--set=data.samples_per_epoch=16", "--set=train.batch=2", "--set=train.steps=3", "--set=val.every=3",
+            "--set=log.every=1", "--set=device=cpu", "--set=model.G.width=4", "--set=model.G.depth=3",
+            "--set=model.G.max_width=16", "--set=model.D.width=4", "--set=model.D.n_layers=2",
+            "--set=model.C.conv_width=4"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with socket.socket() as s:  # a free port for the rendezvous (port 0 is not accepted by torchrun)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                        "--master_addr=127.0.0.1", f"--master_port={port}",
+                        str(REPO / "training" / "train_dehaze.py"), *args],
+                       capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ckpt = torch.load(out / "last.pt", weights_only=False)
+    assert ckpt["step"] == 3
+    assert "world=2" in r.stderr
