@@ -284,7 +284,7 @@ class _SeededDataset(Dataset):
 # ----------------------------------------------------------------------------- real pairs
 
 
-def _fit_clear(hazy: np.ndarray, clear: np.ndarray, hp: Path, cp: Path) -> np.ndarray:
+def fit_clear(hazy: np.ndarray, clear: np.ndarray, hp: Path, cp: Path) -> np.ndarray:
     """The clear image, centre-cropped to the hazy size when up to 32 px larger, else an error.
 
     The original RESIDE SOTS indoor release has 640x480 clear images for 620x460 hazy ones.
@@ -348,7 +348,7 @@ class PairedFolderDataset(_SeededDataset):
     def __getitem__(self, index: int) -> dict:
         hp, cp = self.pairs[index]
         hazy, clear = read_rgb(hp), read_rgb(cp)
-        clear = _fit_clear(hazy, clear, hp, cp)
+        clear = fit_clear(hazy, clear, hp, cp)
         if hazy.dtype != clear.dtype:  # one 8-bit and one 16-bit file
             hazy, clear = _float01(hazy), _float01(clear)
         if self.transform is not None:

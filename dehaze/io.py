@@ -366,6 +366,10 @@ def _png_with_icc(png: bytes, icc: bytes) -> bytes:
     return png[:end_ihdr] + chunk + png[end_ihdr:]
 
 
+# largest side each lossy format can store (WebP: 14-bit dimensions; JPEG: 16-bit, libjpeg's cap)
+_MAX_SIDE = {"WEBP": 16383, "JPEG": 65500}
+
+
 def encode_photo(photo: Photo, fmt: str | None = None, quality: int = 95) -> bytes:
     """Encode a photo into file bytes, keeping bit depth, alpha, grayscale and ICC where the format can.
 
@@ -381,6 +385,11 @@ def encode_photo(photo: Photo, fmt: str | None = None, quality: int = 95) -> byt
     """
     _check_photo(photo)
     fmt = _normalise_format(fmt or photo.format)
+    h, w = photo.rgb.shape[:2]
+    limit = _MAX_SIDE.get(fmt)
+    if limit and max(h, w) > limit:
+        raise UnsupportedFormatError(f"{fmt} cannot hold a {w}x{h} image (at most {limit} pixels a side); "
+                                     "choose PNG or TIFF")
     bits = 16 if photo.bit_depth == 16 and fmt in ("PNG", "TIFF") else 8
     alpha = photo.alpha if fmt in _ALPHA_FORMATS else None
     rgb = photo.rgb

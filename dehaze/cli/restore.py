@@ -1,0 +1,221 @@
+"""``dehaze restore``: dehaze photos and folders of photos into an output folder.
+
+    dehaze restore INPUT... -o OUT_DIR [--recursive] [--overwrite] [--method model|dcp|hazy]
+                   [--model FILE] [--tile N] [--ext png] [--suffix _dehazed] [--device auto]
+
+Images are recognised by their content, not their extension. Outputs keep the input's name (plus
+``--suffix``) and format, or take ``--ext``'s; with ``--recursive`` the input tree is mirrored under
+OUT_DIR. Existing outputs are skipped unless ``--overwrite``, and every output is written
+atomically, so an interrupted run simply continues where it stopped when started again. A file
+that cannot be restored is reported and skipped; the run goes on, prints a summary and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from dehaze.errors import ConfigError, DehazeError, InputError
+from dehaze.inference import DEFAULT_OVERLAP, METHODS, get_method, restore_photo
+from dehaze.io import (
+    DEFAULT_MAX_PIXELS,
+    EXTENSIONS,
+    SUPPORTED_WRITE,
+    format_for_extension,
+    read_photo,
+    sniff_format,
+    write_photo,
+)
+
+
+@dataclass
+class Job:
+    src: Path
+    dst: Path | None  # None when the source is no image we can name an output for
+    fmt: str | None  # output format
+
+
+def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        name,
+        help="dehaze photos or folders of photos",
+        description=(
+            "Dehaze image files and folders (recognised by content) into OUT_DIR. Existing outputs "
+            "are skipped unless --overwrite, so an interrupted run continues where it stopped."
+        ),
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    p.add_argument(
+        "-o", "--output", metavar="OUT_DIR", required=True, help="output folder (not inside an input folder)"
+    )
+    p.add_argument(
+        "-r",
+        "--recursive",
+        action="store_true",
+        help="descend into sub-folders, mirroring them under OUT_DIR",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    p.add_argument("--method", default="model", help=f"{', '.join(METHODS)}, or a model file (default model)")
+    p.add_argument(
+        "--model", metavar="FILE", help="ONNX model or checkpoint (default: models/dehaze-default.onnx)"
+    )
+    p.add_argument(
+        "--tile", type=int, default=512, metavar="N", help="tile side for large images, 0 = no tiling (512)"
+    )
+    p.add_argument(
+        "--overlap",
+        type=int,
+        metavar="N",
+        help=f"tile overlap in pixels ({DEFAULT_OVERLAP}, at most a quarter tile)",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (auto)")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: all available cores)")
+    p.add_argument(
+        "--ext",
+        metavar="EXT",
+        help="output format by extension: png, jpg, tif, webp, bmp (default: as input)",
+    )
+    p.add_argument(
+        "--suffix", default="", metavar="TEXT", help="added to each output name before the extension"
+    )
+    p.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG/WEBP quality (95)")
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help=f"refuse larger images ({DEFAULT_MAX_PIXELS:,})",
+    )
+    p.set_defaults(run=run)
+    return p
+
+
+def _out_format(args: argparse.Namespace) -> tuple[str, str] | None:
+    """(format, extension) chosen with --ext, or None to keep each input's."""
+    if not args.ext:
+        return None
+    ext = "." + args.ext.lower().lstrip(".")
+    fmt = format_for_extension("x" + ext)
+    if fmt is None or fmt not in SUPPORTED_WRITE:
+        raise ConfigError(f"--ext {args.ext}: unknown output format; use png, jpg, tif, webp or bmp")
+    return fmt, ext
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    return child == parent or parent in child.parents
+
+
+def _collect(inputs: list[str], out_dir: Path, recursive: bool) -> tuple[list[tuple[Path, Path]], int, int]:
+    """(source, output path relative to OUT_DIR without extension change) for every candidate file.
+
+    Returns the pairs, the number of ignored non-image files and of sub-folders left out.
+    """
+    out_res = out_dir.resolve()
+    found: list[tuple[Path, Path]] = []
+    ignored = subdirs = 0
+    for item in inputs:
+        path = Path(item)
+        if not path.exists():
+            raise InputError(f"{path}: no such file or folder")
+        if path.is_file():
+            found.append((path, Path(path.name)))
+            continue
+        if _inside(out_res, path.resolve()):
+            raise InputError(
+                f"output folder {out_dir} is the input folder {path} or inside it; choose a folder outside it"
+            )
+        walk = sorted(path.rglob("*") if recursive else path.iterdir())
+        for f in walk:
+            rel = f.relative_to(path)
+            if any(part.startswith(".") for part in rel.parts):  # hidden files and our temp files
+                continue
+            if f.is_dir():
+                subdirs += not recursive
+                continue
+            if not f.is_file():
+                continue
+            # by content; a broken file with an image extension is still tried, so it gets reported
+            if sniff_format(f) is None and format_for_extension(f) is None:
+                ignored += 1
+                continue
+            found.append((f, rel))
+    return found, ignored, subdirs
+
+
+def _plan(args: argparse.Namespace) -> tuple[list[Job], list[tuple[Path, str]], int]:
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"output {out_dir} exists and is not a folder")
+    fixed = _out_format(args)
+    found, ignored, subdirs = _collect(args.inputs, out_dir, args.recursive)
+    if ignored:
+        print(f"note: ignored {ignored} file(s) that are not images", file=sys.stderr)
+    if subdirs:
+        print(f"note: left out {subdirs} sub-folder(s); use --recursive to include them", file=sys.stderr)
+    jobs: list[Job] = []
+    errors: list[tuple[Path, str]] = []
+    taken: dict[Path, Path] = {}
+    for src, rel in found:
+        content = sniff_format(src)
+        if fixed:
+            fmt, ext = fixed
+        else:
+            named = format_for_extension(src)
+            # keep the name's format when it is a real image format, else the content's
+            fmt = named if named in SUPPORTED_WRITE else (content if content in SUPPORTED_WRITE else None)
+            ext = src.suffix if named in SUPPORTED_WRITE else EXTENSIONS.get(fmt or "", "")
+        if fmt is None:  # not an image we can write back: let the reader report why
+            jobs.append(Job(src, None, None))
+            continue
+        stem = rel.name[: -len(src.suffix)] if src.suffix and format_for_extension(src) else rel.name
+        dst = out_dir / rel.parent / f"{stem}{args.suffix}{ext}"
+        key = dst.resolve()
+        if key == src.resolve():
+            raise InputError(
+                f"{src}: the output would replace the input; choose another OUT_DIR or a --suffix"
+            )
+        if key in taken:
+            if taken[key].resolve() == src.resolve():  # the same file named twice (e.g. file and folder)
+                continue
+            errors.append((src, f"same output name {dst} as {taken[key]}; skipped (use --suffix or --ext)"))
+            continue
+        taken[key] = src
+        jobs.append(Job(src, dst, fmt))
+    return jobs, errors, len(found)
+
+
+def run(args: argparse.Namespace) -> int:
+    jobs, errors, total = _plan(args)
+    if total == 0:
+        raise InputError(f"no images found in {', '.join(args.inputs)}")
+    todo = [j for j in jobs if args.overwrite or j.dst is None or not j.dst.exists()]
+    existing = len(jobs) - len(todo)
+    restored = 0
+    if todo:  # the model is loaded only when there is work left
+        kwargs = dict(device=args.device, tile=args.tile, overlap=args.overlap, threads=args.threads)
+        fn = get_method(args.method, args.model, **kwargs)
+        label = getattr(fn, "name", args.method)
+        bar = tqdm(todo, desc=f"dehaze ({label})", unit="img", file=sys.stderr, dynamic_ncols=True)
+        for job in bar:
+            try:
+                photo = read_photo(job.src, max_pixels=args.max_pixels)
+                if job.dst is None:  # read_photo raises for these; guard against a reader that does not
+                    raise InputError(f"{job.src}: not a supported image")
+                write_photo(job.dst, restore_photo(photo, fn), job.fmt, quality=args.quality)
+                restored += 1
+            except DehazeError as exc:
+                errors.append((job.src, str(exc)))
+                bar.write(f"skipped: {exc}", file=sys.stderr)
+            except (OSError, ValueError, MemoryError) as exc:  # one bad file must not stop the batch
+                errors.append((job.src, f"{job.src}: {exc.__class__.__name__}: {exc}"))
+                bar.write(f"skipped: {job.src}: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        bar.close()
+    summary = f"restored {restored}, already done {existing}, failed {len(errors)} -> {args.output}"
+    print(summary, file=sys.stderr)
+    for src, msg in errors:
+        print(f"  failed: {msg if str(src) in msg else f'{src}: {msg}'}", file=sys.stderr)
+    return 1 if errors else 0

@@ -1,0 +1,268 @@
+"""Export a trained generator to ONNX, check it against PyTorch, and write its model card.
+
+The (EMA) generator of a training checkpoint is exported with the dynamo exporter
+(``torch.onnx.export(..., dynamo=True)``) with dynamic batch, height and width. The generator
+pads internally with a branch on the input size (``if ph or pw``), which ``torch.export``
+cannot keep for symbolic sizes, so the exported module is the generator behind
+:class:`PadToMultiple`: the replicate padding to the multiple and the crop back are written
+without a branch (padding by zero is a no-op), and the generator then always sees multiples.
+The ONNX graph therefore accepts any ``H x W``; :class:`~dehaze.inference.Dehazer` pads
+tiles itself anyway. Outputs are compared with PyTorch on random inputs of two sizes (one not
+a multiple) before the file is put in place: a difference above the tolerance raises
+:class:`~dehaze.errors.ParityError` and leaves no model file.
+
+Example:
+    >>> card = export_onnx("runs/dehaze/last.pt", "models/dehaze-default.onnx")  # doctest: +SKIP
+    >>> card["parity"]["max_abs_error"] < 1e-4  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from dehaze.errors import ConfigError, ParityError
+from dehaze.io import write_bytes_atomic
+
+__all__ = ["PadToMultiple", "export_onnx", "parity_check", "sha256_file", "write_card"]
+
+MIN_OPSET = 18
+TOLERANCE = 1e-4
+IO_CONVENTION = {"layout": "NCHW", "color": "RGB", "range": [-1.0, 1.0], "dtype": "float32"}
+
+
+class PadToMultiple(nn.Module):
+    """Replicate-pad ``(B, C, H, W)`` to multiples of ``multiple``, run ``net``, crop back.
+
+    Branch-free, so ``torch.export`` keeps H and W symbolic.
+
+    Example:
+        >>> m = PadToMultiple(nn.Identity(), 16)
+        >>> m(torch.zeros(1, 3, 20, 7)).shape
+        torch.Size([1, 3, 20, 7])
+    """
+
+    def __init__(self, net: nn.Module, multiple: int):
+        super().__init__()
+        self.net = net
+        self.multiple = multiple
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        x = F.pad(x, (0, (-w) % self.multiple, 0, (-h) % self.multiple), mode="replicate")
+        return self.net(x)[..., :h, :w]
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _parity_sizes(multiple: int) -> list[tuple[int, int, int]]:
+    # (batch, H, W): one size that is not a multiple and non-square, one larger multiple
+    return [(2, 2 * multiple + 3, 3 * multiple - 5), (1, 4 * multiple, 3 * multiple)]
+
+
+def parity_check(
+    onnx_path: str | Path,
+    G: nn.Module,
+    sizes: list[tuple[int, int, int]] | None = None,
+    tol: float = TOLERANCE,
+    seed: int = 0,
+) -> float:
+    """Compare ONNX Runtime (CPU) with PyTorch on random inputs in [-1, 1].
+
+    Args:
+        onnx_path: the exported model.
+        G: the PyTorch generator (eval mode).
+        sizes: ``(batch, H, W)`` inputs; default two sizes, one not a multiple of ``G.multiple``.
+        tol: largest allowed absolute difference.
+
+    Returns:
+        The largest absolute difference over all sizes.
+
+    Raises:
+        ParityError: the difference exceeds ``tol`` or the shapes differ.
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
+    gen = torch.Generator().manual_seed(seed)
+    worst = 0.0
+    for b, h, w in sizes or _parity_sizes(getattr(G, "multiple", 32)):
+        x = torch.rand(b, 3, h, w, generator=gen) * 2 - 1
+        with torch.inference_mode():
+            ref = G(x).numpy()
+        got = sess.run(["output"], {"input": x.numpy()})[0]
+        if got.shape != ref.shape:
+            raise ParityError(
+                f"ONNX output shape {got.shape} differs from PyTorch {ref.shape} for input {(b, 3, h, w)}"
+            )
+        err = float(np.abs(got - ref).max())
+        if not np.isfinite(err) or err > tol:
+            raise ParityError(
+                f"ONNX Runtime and PyTorch differ by {err:.3g} (> {tol:g}) on a {b}x3x{h}x{w} input; "
+                "the exported model was not written"
+            )
+        worst = max(worst, err)
+    return worst
+
+
+def write_card(path: str | Path, card: dict) -> Path:
+    """Write a model card as indented JSON (atomically); values JSON cannot hold are written as text."""
+    path = Path(path)
+    write_bytes_atomic(path, (json.dumps(card, indent=2, default=str) + "\n").encode())
+    return path
+
+
+def _versions() -> dict:
+    import onnx
+    import onnxruntime
+    import onnxscript
+
+    return {
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxscript": onnxscript.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+
+
+def _training_data(config: dict | None) -> dict | None:
+    """The data section of a training config (``data``, or every key mentioning data)."""
+    if not isinstance(config, dict):
+        return None
+    if isinstance(config.get("data"), dict):
+        return config["data"]
+    found = {k: v for k, v in config.items() if "data" in k.lower()}
+    return found or None
+
+
+def export_onnx(
+    checkpoint: str | Path,
+    out_path: str | Path,
+    opset: int = MIN_OPSET,
+    check: bool = True,
+    prefer_ema: bool = True,
+) -> dict:
+    """Export a checkpoint's generator to ``out_path`` (``.onnx``) and write ``NAME.json`` beside it.
+
+    Args:
+        checkpoint: training checkpoint (see :func:`dehaze.nets.load_generator`).
+        out_path: destination ``.onnx`` file; its folder is created.
+        opset: ONNX opset, 18 or newer.
+        check: run :func:`parity_check` before putting the file in place.
+        prefer_ema: export the EMA weights when the checkpoint has them.
+
+    Returns:
+        The model card (also written to ``out_path.with_suffix(".json")``).
+
+    Raises:
+        CheckpointError: unreadable checkpoint. ConfigError: opset too old.
+        ParityError: ONNX Runtime disagrees with PyTorch.
+    """
+    import onnx
+
+    from dehaze.nets import count_parameters, load_generator
+
+    if opset < MIN_OPSET:
+        raise ConfigError(f"opset {opset} is too old; the dynamo exporter needs {MIN_OPSET} or newer")
+    out_path = Path(out_path)
+    if out_path.suffix.lower() != ".onnx":
+        raise ConfigError(f"the output file must end in .onnx, got {out_path.name}")
+    G, meta = load_generator(checkpoint, prefer_ema=prefer_ema)
+    m = int(G.multiple)
+    wrapped = PadToMultiple(G, m).eval()
+
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    height = torch.export.Dim("height", min=1, max=65536)
+    width = torch.export.Dim("width", min=1, max=65536)
+    # batch 2 and a size that is not a multiple: nothing gets specialised to the example
+    example = torch.rand(2, 3, 2 * m + 3, 3 * m - 5) * 2 - 1
+    log = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(log), torch.inference_mode(False):
+            program = torch.onnx.export(
+                wrapped,
+                (example,),
+                input_names=["input"],
+                output_names=["output"],
+                dynamo=True,
+                opset_version=opset,
+                dynamic_shapes=({0: batch, 2: height, 3: width},),
+                verbose=False,
+            )
+    except Exception as exc:
+        raise RuntimeError(f"ONNX export failed: {exc}\n{log.getvalue()}") from exc
+    model = program.model_proto
+    card_meta = {
+        "name": out_path.stem,
+        "multiple": str(m),
+        "input": "input NCHW RGB float32 in [-1, 1]",
+        "G_config": json.dumps(meta.get("G_config"), default=str),
+    }
+    for key, value in card_meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    data = model.SerializeToString()
+    onnx.checker.check_model(model)
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        max_err = parity_check(tmp, G) if check else None
+        os.replace(tmp, out_path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+    config = meta.get("config")
+    card = {
+        "name": out_path.stem,
+        "file": out_path.name,
+        "sha256": sha256_file(out_path),
+        "size_bytes": out_path.stat().st_size,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "input": {"name": "input", **IO_CONVENTION, "multiple": m},
+        "output": {"name": "output", **IO_CONVENTION},
+        "dynamic_axes": ["batch", "height", "width"],
+        "parameters": count_parameters(G),
+        "G_config": meta.get("G_config"),
+        "weights": meta.get("weights"),
+        "step": meta.get("step"),
+        "training_config": config,
+        "training_data": _training_data(config),
+        "metrics": meta.get("metrics") or {},
+        "checkpoint": {"file": Path(checkpoint).name, "sha256": sha256_file(checkpoint)},
+        "opset": opset,
+        "exporter": "torch.onnx.export(dynamo=True)",
+        "versions": _versions(),
+        "parity": {
+            "max_abs_error": max_err,
+            "tolerance": TOLERANCE,
+            "sizes": _parity_sizes(m) if check else [],
+        },
+    }
+    write_card(out_path.with_suffix(".json"), card)
+    return card

@@ -1,0 +1,414 @@
+"""Run a dehazing generator on photos of any size: ONNX Runtime or PyTorch, padded and tiled.
+
+:class:`Dehazer` loads an exported ONNX model (or a training checkpoint), pads every input to
+the network's multiple and crops back, and splits large images into overlapping tiles of a
+fixed size whose outputs are blended with feathered (linearly ramped) weights, so a 4K photo
+runs in bounded memory without visible seams. :func:`restore_photo` applies any such function
+to a :class:`~dehaze.io.Photo` keeping alpha, bit depth and grayscale; :func:`get_method`
+names the model and the baselines (``"dcp"``, ``"hazy"``) the same way for the CLI and eval.
+
+Example:
+    >>> import numpy as np
+    >>> fn = get_method("dcp")
+    >>> fn(np.full((40, 50, 3), 0.6, np.float32)).shape
+    (40, 50, 3)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from dehaze.errors import CheckpointError, ConfigError
+from dehaze.io import Photo
+
+__all__ = [
+    "DEFAULT_MODEL_NAME",
+    "DEFAULT_OVERLAP",
+    "METHODS",
+    "Dehazer",
+    "blend_ramp",
+    "default_model_path",
+    "feather_weights",
+    "get_method",
+    "identity",
+    "read_card",
+    "restore_photo",
+    "tile_spans",
+]
+
+DEFAULT_MODEL_NAME = "dehaze-default.onnx"
+METHODS = ("model", "dcp", "hazy")
+DEFAULT_OVERLAP = 64  # tile overlap; see `blend_ramp` and the seam test for the measurements
+MIN_RAMP = 32  # narrowest blend across an overlap, in pixels
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def default_model_path() -> Path:
+    """The model used when none is given: ``$DEHAZE_MODEL``, else ``<repo>/models/dehaze-default.onnx``.
+
+    Raises:
+        CheckpointError: the file does not exist.
+    """
+    env = os.environ.get("DEHAZE_MODEL")
+    path = Path(env) if env else Path(__file__).resolve().parents[1] / "models" / DEFAULT_MODEL_NAME
+    if not path.is_file():
+        where = "DEHAZE_MODEL points to" if env else "the default model is"
+        raise CheckpointError(
+            f"no model found: {where} {path}, which does not exist; export one with "
+            f"'dehaze export CHECKPOINT -o {path}', pass --model, or use --method dcp"
+        )
+    return path
+
+
+def read_card(model_path: str | Path) -> dict | None:
+    """The model card ``NAME.json`` beside ``NAME.onnx``, or None when there is none."""
+    card = Path(model_path).with_suffix(".json")
+    if not card.is_file():
+        return None
+    try:
+        return json.loads(card.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"model card {card} cannot be read: {exc}") from None
+
+
+def identity(rgb: np.ndarray) -> np.ndarray:
+    """The ``"hazy"`` method: the input itself, to score doing nothing."""
+    return rgb
+
+
+def tile_spans(size: int, tile: int, overlap: int, multiple: int = 1) -> list[tuple[int, int]]:
+    """Tiles along one axis as ``(start, stop)`` spans covering ``[0, size)``.
+
+    Every start is a multiple of ``multiple``: the network's stride-2 grid then lines up with the
+    one of the whole image, so a tile computes what the untiled network would (up to border
+    effects, hidden by the overlap). Uses the fewest tiles of side at most ``tile`` (a multiple of
+    ``multiple``) overlapping by at least ``overlap``, shrunk to the smallest common side that
+    still does and spread evenly; the last one is cut at ``size``.
+
+    Example:
+        >>> tile_spans(1024, 512, 32, 32)  # 3 tiles of 384 rather than 3 of 512
+        [(0, 384), (320, 704), (640, 1024)]
+        >>> tile_spans(300, 512, 32, 32)
+        [(0, 300)]
+    """
+    if size <= tile:
+        return [(0, size)]
+    # in whole blocks of `multiple` pixels (the image conceptually padded to a multiple)
+    n_blocks, tile_b, over_b = -(-size // multiple), tile // multiple, -(-overlap // multiple)
+    if tile_b <= over_b:
+        raise ConfigError(f"tile {tile} leaves no room beyond the overlap {overlap} (multiple {multiple})")
+    n = -(-(n_blocks - over_b) // (tile_b - over_b))  # fewest tiles with the required overlap
+    side_b = -(-(n_blocks + (n - 1) * over_b) // n)  # smallest common side that still overlaps enough
+    starts = [i * (n_blocks - side_b) // (n - 1) for i in range(n)]
+    return [(b * multiple, min((b + side_b) * multiple, size)) for b in starts]
+
+
+def blend_ramp(n: int, min_ramp: int = MIN_RAMP) -> np.ndarray:
+    """Weight of the later tile across an overlap of ``n`` pixels (the earlier one gets ``1 - ramp``).
+
+    Linear over the middle ``max(min_ramp, n // 2)`` pixels (all ``n`` when that is more); the
+    outer pixels on each side, where a tile's output suffers most from its missing context, get
+    no weight.
+
+    Example:
+        >>> blend_ramp(3).tolist()
+        [0.25, 0.5, 0.75]
+        >>> blend_ramp(6, min_ramp=2).tolist()  # the outermost pixel on each side gets no weight
+        [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    """
+    r = min(n, max(min_ramp, n // 2))
+    a = (n - r) // 2
+    return np.clip((np.arange(n, dtype=np.float32) - a + 1) / (r + 1), 0.0, 1.0)
+
+
+def feather_weights(size: int, lo: int, hi: int, min_ramp: int = MIN_RAMP) -> np.ndarray:
+    """1-D blend weights of a tile of length ``size`` overlapping its neighbours by ``lo`` pixels at
+    its start and ``hi`` at its end (0: no neighbour); neighbouring weights sum to one.
+
+    Example:
+        >>> feather_weights(6, 0, 3).round(2).tolist()
+        [1.0, 1.0, 1.0, 0.75, 0.5, 0.25]
+    """
+    w = np.ones(size, np.float32)
+    if lo:
+        w[:lo] = blend_ramp(lo, min_ramp)
+    if hi:
+        w[size - hi :] = np.minimum(w[size - hi :], 1.0 - blend_ramp(hi, min_ramp))
+    return w
+
+
+def _ramps(spans: list[tuple[int, int]], i: int) -> np.ndarray:
+    """Feather weights of tile ``i``: ramps over the whole overlap with each neighbour."""
+    start, stop = spans[i]
+    lo = spans[i - 1][1] - start if i > 0 else 0
+    hi = stop - spans[i + 1][0] if i + 1 < len(spans) else 0
+    return feather_weights(stop - start, lo, hi)
+
+
+def _check_rgb(rgb: np.ndarray) -> np.ndarray:
+    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 RGB array, got {getattr(rgb, 'shape', type(rgb).__name__)}")
+    return rgb.astype(np.float32, copy=False)
+
+
+def _is_torch_file(path: Path) -> bool:
+    if path.suffix.lower() == ".onnx":
+        return False
+    if path.suffix.lower() in (".pt", ".pth", ".ckpt"):
+        return True
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"  # torch.save zip or legacy pickle
+
+
+def _cuda_usable() -> bool:
+    """True only when a CUDA device can really run work, so CPU machines see no provider errors.
+
+    Uses ``torch.cuda.is_available()`` when torch is already loaded; otherwise torch is not
+    imported for this (it costs ~0.5 GB of memory) and an NVIDIA driver must be present. The
+    ONNX session then still has to start on CUDA (see ``Dehazer``), else the CPU is used.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        return True  # (a CPU-only torch says False even where onnxruntime-gpu could use the driver)
+    return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/proc/driver/nvidia/version", "/dev/dxg"))
+
+
+def _default_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may use (cgroups, taskset)
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+class Dehazer:
+    """A dehazing generator as a function ``HxWx3 [0,1] -> HxWx3 [0,1]`` on photos of any size.
+
+    Args:
+        model: an exported ``.onnx`` file (card ``.json`` beside it is read when present) or a
+            training checkpoint (PyTorch backend); None -> :func:`default_model_path`.
+        device: ``"auto"`` (CUDA when really usable, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        tile: tile side in pixels (rounded up to the network multiple); images larger than this in
+            either direction are processed in overlapping tiles. 0 disables tiling.
+        overlap: minimum overlap of neighbouring tiles, blended with linear ramps that give the
+            outer pixels of each overlap no weight (see :func:`blend_ramp`); None -> 64, at most
+            a quarter of the tile.
+        threads: CPU threads for one image (ONNX Runtime intra-op; PyTorch keeps its global setting);
+            None -> the cores this process may use.
+        providers: explicit ONNX Runtime providers, overriding ``device``.
+
+    Attributes:
+        name: model name (file stem, or the card's ``name``).
+        card: the model card, or None.
+        backend: ``"onnxruntime"`` or ``"torch"``.
+        providers: execution providers in use (``["CPUExecutionProvider"]``, or the torch device).
+        multiple: inputs are padded to multiples of this.
+
+    Example:
+        >>> dehazer = Dehazer("models/dehaze-default.onnx")  # doctest: +SKIP
+        >>> dehazer(np.zeros((300, 500, 3), np.float32)).shape  # doctest: +SKIP
+        (300, 500, 3)
+    """
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        *,
+        device: str = "auto",
+        tile: int = 512,
+        overlap: int | None = None,
+        threads: int | None = None,
+        providers: list[str] | None = None,
+    ):
+        path = Path(model) if model is not None else default_model_path()
+        if not path.is_file():
+            raise CheckpointError(f"model not found: {path}")
+        if device != "auto" and device != "cpu" and not device.startswith("cuda"):
+            raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+        if overlap is None:  # the default, kept below half a small tile
+            overlap = min(DEFAULT_OVERLAP, tile // 4)
+        if tile < 0 or overlap < 0:
+            raise ConfigError(f"tile and overlap must be >= 0, got tile={tile}, overlap={overlap}")
+        self.path = path
+        self.threads = threads or _default_threads()
+        self.card = None
+        if _is_torch_file(path):
+            self._init_torch(path, device)
+        else:
+            self._init_onnx(path, device, providers)
+        self.name = (self.card or {}).get("name") or path.stem
+        self.tile = -(-tile // self.multiple) * self.multiple if tile else 0
+        if self.tile and overlap >= self.tile // 2:
+            raise ConfigError(f"overlap {overlap} must be less than half the tile {self.tile}")
+        self.overlap = overlap
+
+    # -- backends ---------------------------------------------------------------------------------
+
+    def _init_onnx(self, path: Path, device: str, providers: list[str] | None) -> None:
+        import onnxruntime as ort
+
+        self.card = read_card(path)
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3  # errors only: no provider warnings on CPU-only machines
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        cpu = ["CPUExecutionProvider"]
+        if providers is None:
+            want_cuda = device.startswith("cuda") or (device == "auto" and _cuda_usable())
+            if want_cuda and "CUDAExecutionProvider" in ort.get_available_providers():
+                dev_id = int(device.split(":")[1]) if ":" in device else 0
+                providers = [("CUDAExecutionProvider", {"device_id": dev_id}), *cpu]
+            elif device.startswith("cuda"):
+                raise ConfigError(f"device {device!r} requested but ONNX Runtime has no CUDA provider here")
+            else:
+                providers = cpu
+
+        def session(providers: list) -> ort.InferenceSession:
+            try:
+                return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+            except Exception as exc:
+                raise CheckpointError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0]}") from None
+
+        try:
+            self._session = session(providers)
+        except CheckpointError:
+            if device != "auto" or providers == cpu:
+                raise
+            self._session = session(cpu)  # CUDA would not start: the CPU then
+        self.providers = self._session.get_providers()
+        if device.startswith("cuda") and self.providers[0] != "CUDAExecutionProvider":
+            raise ConfigError(f"device {device!r} requested but the CUDA provider could not start")
+        names = [i.name for i in self._session.get_inputs()]
+        if names != ["input"]:
+            raise CheckpointError(f"{path}: expected one input named 'input', the model has {names}")
+        meta = self._session.get_modelmeta().custom_metadata_map
+        self.multiple = int((self.card or {}).get("input", {}).get("multiple") or meta.get("multiple") or 32)
+        self.backend = "onnxruntime"
+
+    def _init_torch(self, path: Path, device: str) -> None:
+        import torch
+
+        from dehaze.nets import load_generator
+
+        if device == "auto":
+            device = "cuda" if _cuda_usable() else "cpu"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} requested but no CUDA device is usable")
+        G, meta = load_generator(path, prefer_ema=True)
+        self._G = G.to(device)
+        self._device = torch.device(device)
+        self.meta = meta
+        self.providers = [str(self._device)]
+        self.multiple = int(G.multiple)
+        self.backend = "torch"
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 3, H, W) float32 in [-1, 1], H and W multiples of ``self.multiple`` -> same shape."""
+        if self.backend == "onnxruntime":
+            return self._session.run(["output"], {"input": batch})[0]
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(self._device)
+            return self._G(x).float().cpu().numpy()
+
+    # -- inference --------------------------------------------------------------------------------
+
+    def _infer(self, rgb: np.ndarray) -> np.ndarray:
+        """One image through the network: pad to the multiple (replicate), run, crop back."""
+        h, w = rgb.shape[:2]
+        m = self.multiple
+        x = np.pad(rgb, ((0, (-h) % m), (0, (-w) % m), (0, 0)), mode="edge")
+        x = np.ascontiguousarray(x.transpose(2, 0, 1)[None]) * 2.0 - 1.0
+        y = self._run(x.astype(np.float32, copy=False))[0, :, :h, :w]
+        return (y.transpose(1, 2, 0) + 1.0) * 0.5
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        """Dehaze ``rgb`` (HxWx3 float32 in [0, 1]) -> HxWx3 float32 in [0, 1]."""
+        rgb = _check_rgb(rgb)
+        h, w = rgb.shape[:2]
+        t = self.tile
+        if not t or (h <= t and w <= t):
+            return np.clip(self._infer(rgb), 0.0, 1.0)
+        out = np.zeros((h, w, 3), np.float32)
+        wsum = np.zeros((h, w, 1), np.float32)
+        rows = tile_spans(h, t, self.overlap, self.multiple)
+        cols = tile_spans(w, t, self.overlap, self.multiple)
+        for i, (y0, y1) in enumerate(rows):
+            wy = _ramps(rows, i)
+            for j, (x0, x1) in enumerate(cols):
+                weight = (wy[:, None] * _ramps(cols, j)[None, :])[..., None]
+                out[y0:y1, x0:x1] += self._infer(rgb[y0:y1, x0:x1]) * weight
+                wsum[y0:y1, x0:x1] += weight
+        out /= wsum
+        return np.clip(out, 0.0, 1.0, out=out)
+
+    def __repr__(self) -> str:
+        return (
+            f"Dehazer(name={self.name!r}, backend={self.backend!r}, providers={self.providers}, "
+            f"multiple={self.multiple}, tile={self.tile}, overlap={self.overlap})"
+        )
+
+
+def restore_photo(photo: Photo, fn: Callable[[np.ndarray], np.ndarray]) -> Photo:
+    """Apply ``fn`` (HxWx3 [0,1] -> HxWx3 [0,1]) to a photo, keeping what the user expects.
+
+    Grayscale stays grayscale (the result's luminance, repeated), alpha is passed through
+    untouched, bit depth, format and ICC profile are kept, and the size must not change.
+
+    Example:
+        >>> p = Photo(np.full((4, 4, 3), 0.5, np.float32), np.zeros((4, 4), np.uint8), 8, True, "PNG")
+        >>> restore_photo(p, lambda x: x * 0.5).rgb[0, 0].tolist()
+        [0.25, 0.25, 0.25]
+    """
+    out = np.asarray(fn(photo.rgb), dtype=np.float32)
+    if out.shape != photo.rgb.shape:
+        raise ValueError(f"the restoration changed the image shape from {photo.rgb.shape} to {out.shape}")
+    if photo.grayscale:
+        out = np.repeat((out @ _LUMA)[..., None], 3, axis=2)
+    elif np.shares_memory(out, photo.rgb):  # e.g. "hazy": never modify the input in place
+        out = out.copy()
+    return Photo(
+        rgb=np.clip(out, 0.0, 1.0, out=out),  # in place: a 4K image is 100 MB per copy
+        alpha=photo.alpha,
+        bit_depth=photo.bit_depth,
+        grayscale=photo.grayscale,
+        format=photo.format,
+        icc_profile=photo.icc_profile,
+    )
+
+
+def get_method(
+    name: str, model: str | Path | None = None, **dehazer_kwargs
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A restoration function by name, so models and baselines are used the same way.
+
+    Args:
+        name: ``"model"`` (a :class:`Dehazer` of ``model``, default model if None), ``"dcp"``
+            (dark channel prior), ``"hazy"`` (identity: the input's own score), or the path of a
+            model file (to compare several models in one run).
+        model: model file for ``"model"``.
+        dehazer_kwargs: passed to :class:`Dehazer` (device, tile, overlap, threads, providers).
+
+    Returns:
+        A callable ``HxWx3 -> HxWx3`` with a ``name`` attribute where the object allows it.
+    """
+    key = name.strip()
+    if key == "model":
+        return Dehazer(model, **dehazer_kwargs)
+    if key == "dcp":
+        from dehaze.classical import DarkChannelPrior
+
+        return DarkChannelPrior()
+    if key in ("hazy", "identity"):
+        return identity
+    if Path(key).is_file():
+        return Dehazer(key, **dehazer_kwargs)
+    raise ConfigError(f"unknown method {name!r}; use model, dcp, hazy or the path of a model file")

@@ -1,0 +1,282 @@
+"""FastAPI app: ``POST /dehaze``, health, readiness, metrics, model info, the web page and offline docs.
+
+HTTP concerns only (limits, formats, status codes, metrics); decoding, restoration and
+encoding happen in :mod:`service.engine` through :mod:`dehaze.io` and :mod:`dehaze.inference`.
+
+Example:
+    >>> from service.settings import Settings
+    >>> app = create_app(Settings(method="dcp", warmup=False))
+    >>> sorted(r.path for r in app.routes if r.path in ("/dehaze", "/healthz", "/readyz"))
+    ['/dehaze', '/healthz', '/readyz']
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from dehaze.io import SUPPORTED_READ, sniff_format
+from service.engine import EXTENSIONS, MEDIA_TYPES, Engine
+from service.errors import ApiError, install_handlers
+from service.limits import FIELD, check_content_length, read_image_bytes
+from service.metrics import Metrics, MetricsMiddleware
+from service.settings import Settings
+
+log = logging.getLogger("service")
+
+STATIC = Path(str(resources.files("service") / "static"))
+FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP"}
+ACCEPTABLE = {"image/png": "PNG", "image/jpeg": "JPEG", "image/jpg": "JPEG", "image/webp": "WEBP"}
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}, "status": {"type": "integer"}},
+}
+DEHAZE_OPENAPI = {
+    "requestBody": {
+        "required": True,
+        "description": f"The photo, as a multipart file field `{FIELD}` or as the raw body with an image "
+        "content type (PNG, JPEG, TIFF, WebP or BMP).",
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": [FIELD],
+                    "properties": {FIELD: {"type": "string", "format": "binary"}},
+                }
+            },
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+        },
+    },
+    "responses": {
+        "200": {
+            "description": "The restored photo. Headers: `X-Dehaze-Model`, `X-Dehaze-Method`, "
+            "`X-Inference-Seconds`, `X-Process-Seconds`, `Server-Timing`.",
+            "content": {
+                t: {"schema": {"type": "string", "format": "binary"}}
+                for t in ("image/png", "image/jpeg", "image/webp", "image/tiff", "image/bmp")
+            },
+        },
+        **{
+            str(code): {"description": text, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+            for code, text in [
+                (400, "Empty body, not an image or a truncated image"),
+                (406, "The Accept header excludes every format the service can write"),
+                (408, "The upload did not arrive in time"),
+                (413, "Upload over the byte limit, or an image over the pixel limit"),
+                (415, "An image format the service cannot read"),
+                (422, "No file in field `image`, or an invalid query parameter"),
+                (503, "Busy (see Retry-After) or the model is not loaded"),
+            ]
+        },
+    },
+}
+
+
+def negotiate(accept: str | None, input_format: str | None) -> str | None:
+    """The output format an ``Accept`` header asks for; None keeps the input's format.
+
+    The input's format is kept whenever the header allows it (explicitly or by ``image/*``,
+    ``*/*``); otherwise the supported type with the highest q-value is chosen.
+
+    Example:
+        >>> negotiate("image/webp", "PNG"), negotiate("*/*", "PNG"), negotiate("image/png;q=0.5, image/jpeg", "TIFF")
+        ('WEBP', None, 'JPEG')
+    """
+    if not accept:
+        return None
+    prefs: list[tuple[float, str]] = []
+    for part in accept.split(","):
+        kind, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for p in params:
+            if p.startswith("q="):
+                try:
+                    q = float(p[2:])
+                except ValueError:
+                    q = 0.0
+        prefs.append((q, kind.lower()))
+    input_type = MEDIA_TYPES.get(input_format or "", "")
+    if any(q > 0 and kind in ("*/*", "image/*", input_type) for q, kind in prefs):
+        return None
+    ranked = sorted(((q, ACCEPTABLE[k]) for q, k in prefs if q > 0 and k in ACCEPTABLE), key=lambda t: -t[0])
+    if not ranked:
+        raise ApiError(
+            406,
+            "not_acceptable",
+            f"The Accept header ({accept}) allows none of the formats "
+            "this service writes: image/png, image/jpeg, image/webp.",
+        )
+    return ranked[0][1]
+
+
+def _download_name(filename: str | None, fmt: str) -> str:
+    stem = Path(filename).stem if filename else "photo"
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "photo"
+    return f"{stem[:80]}-dehazed.{EXTENSIONS.get(fmt, fmt.lower())}"
+
+
+def _ascii(text: str) -> str:
+    return text.encode("ascii", "replace").decode("ascii")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service. ``settings`` defaults to :meth:`Settings.from_env`.
+
+    The model loads and warms up in the background at start-up (``/readyz`` answers 503
+    until then); call ``app.state.engine.load()`` first to fail fast on a missing model.
+    """
+    settings = settings or Settings.from_env()
+    metrics = Metrics()
+    engine = Engine(settings, metrics)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(asyncio.to_thread(engine.prepare))
+        try:
+            yield
+        finally:
+            task.cancel()
+            engine.close()
+
+    app = FastAPI(
+        title="ssd-dehaze",
+        summary="Single-image dehazing: a U-Net trained with an SSD-GAN spectral discriminator.",
+        version="0.1.0",
+        docs_url=None,  # our own offline page below (the stock one loads its assets from a CDN)
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings, app.state.engine, app.state.metrics = settings, engine, metrics
+    install_handlers(app)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> FileResponse:
+        return FileResponse(STATIC / "docs.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/healthz", summary="Liveness: the process answers", tags=["operations"])
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        summary="Readiness: model loaded and warmed up",
+        tags=["operations"],
+        responses={503: {"description": "Still loading, or loading failed (see detail)"}},
+    )
+    async def readyz() -> JSONResponse:
+        if engine.ready:
+            return JSONResponse(
+                {"status": "ready", "model": engine.model_name, "method": engine.default_method}
+            )
+        if engine.error:
+            return JSONResponse({"status": "error", "detail": engine.error}, status_code=503)
+        return JSONResponse(
+            {"status": "loading", "detail": "The model is loading and warming up."},
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
+
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        tags=["operations"],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}}},
+    )
+    async def prometheus() -> Response:
+        engine.update_gauges()
+        body, ctype = metrics.render()
+        return Response(body, media_type=ctype)
+
+    @app.get("/models", summary="What is loaded, with its model card, and the service limits", tags=["model"])
+    async def models() -> dict:
+        return {
+            "ready": engine.ready,
+            "method": engine.default_method,
+            "methods": sorted(engine.methods) if engine.loaded else [],
+            "model": engine.describe_model() if engine.loaded else None,
+            "error": engine.error,
+            "limits": {
+                "max_upload_bytes": settings.max_upload_bytes,
+                "max_pixels": settings.max_pixels,
+                "concurrency": settings.concurrency,
+                "queue": settings.queue,
+                "tile": settings.tile,
+            },
+            "formats": {"input": ["PNG", "JPEG", "TIFF", "WEBP", "BMP"], "output": ["PNG", "JPEG", "WEBP"]},
+        }
+
+    @app.post(
+        "/dehaze",
+        summary="Restore a hazy photo",
+        tags=["model"],
+        response_class=Response,
+        openapi_extra=DEHAZE_OPENAPI,
+    )
+    async def dehaze(
+        request: Request,
+        format: Literal["png", "jpeg", "jpg", "webp"] | None = Query(
+            None, description="Output format; default: the input's format (or what Accept asks for)."
+        ),
+        quality: int | None = Query(None, ge=1, le=100, description="1-100, for JPEG and WebP."),
+        method: Literal["model", "dcp"] | None = Query(
+            None,
+            description="`model` (the network) or `dcp` (dark channel prior baseline); "
+            "default: the service's method.",
+        ),
+    ) -> Response:
+        if not engine.loaded:
+            if engine.error:
+                raise ApiError(503, "model_unavailable", f"The model could not be loaded: {engine.error}")
+            raise ApiError(
+                503, "loading", "The model is still loading; retry in a moment.", {"Retry-After": "2"}
+            )
+        method = method or engine.default_method
+        if method not in engine.methods:
+            raise ApiError(
+                400,
+                "method_unavailable",
+                f"Method {method!r} is not available here; this "
+                f"service offers {', '.join(sorted(engine.methods))}.",
+            )
+        check_content_length(request, settings.max_upload_bytes)  # 413 before anything else, body unread
+        slot = engine.gate.enter()  # 503 + Retry-After when concurrency + queue are all taken
+        try:
+            data, filename = await read_image_bytes(request, settings.max_upload_bytes, settings.read_timeout)
+            fmt = FORMATS[format] if format else None
+            sniffed = sniff_format(data)
+            if fmt is None and sniffed in SUPPORTED_READ:  # anything else is refused by read_photo
+                fmt = negotiate(request.headers.get("accept"), sniffed)
+            r = await engine.submit(slot, data, method, fmt, quality)
+        finally:
+            if not slot.handed_off:
+                slot.release()
+        headers = {
+            "X-Dehaze-Model": _ascii(engine.model_name if method == "model" else "dcp"),
+            "X-Dehaze-Method": method,
+            "X-Inference-Seconds": f"{r.inference_seconds:.4f}",
+            "X-Process-Seconds": f"{r.total_seconds:.4f}",
+            "X-Image-Size": f"{r.width}x{r.height}",
+            "Server-Timing": f"inference;dur={r.inference_seconds * 1e3:.1f}, total;dur={r.total_seconds * 1e3:.1f}",
+            "Content-Disposition": f'inline; filename="{_download_name(filename, r.format)}"',
+            "Cache-Control": "no-store",
+        }
+        return Response(r.body, media_type=r.media_type, headers=headers)
+
+    return app

@@ -1,0 +1,250 @@
+"""The service's worker side: load the model once, warm it up, restore photos on a thread pool.
+
+All image work goes through :mod:`dehaze.io` (decode, encode) and :mod:`dehaze.inference`
+(the :class:`~dehaze.inference.Dehazer` and the classical baseline); this module only
+owns the pool, the admission gate and the readiness state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dehaze.errors import CheckpointError, DehazeError, UnsupportedFormatError
+from service.errors import ApiError
+from service.limits import Gate, Slot
+from service.metrics import Metrics
+from service.settings import Settings
+
+log = logging.getLogger("service")
+
+MEDIA_TYPES = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "WEBP": "image/webp",
+    "TIFF": "image/tiff",
+    "BMP": "image/bmp",
+}
+EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "TIFF": "tif", "BMP": "bmp"}
+NO_MODEL_HINT = (
+    "train one (python training/train_dehaze.py) and export it with 'dehaze export CHECKPOINT "
+    "-o FILE', or start with --method dcp to serve the classical baseline only"
+)
+
+
+@dataclass
+class Restored:
+    """One restored photo, encoded, with what the response headers report."""
+
+    body: bytes
+    format: str  # PNG, JPEG, WEBP, TIFF or BMP
+    width: int
+    height: int
+    method: str
+    inference_seconds: float
+    total_seconds: float  # decode + restore + encode
+
+    @property
+    def media_type(self) -> str:
+        return MEDIA_TYPES.get(self.format, "application/octet-stream")
+
+
+class Engine:
+    """Holds the loaded model and runs restorations on ``settings.concurrency`` worker threads.
+
+    Args:
+        settings: the service settings (model path, method, limits, tiling, threads).
+        metrics: collectors updated as jobs start and finish.
+    """
+
+    def __init__(self, settings: Settings, metrics: Metrics):
+        self.settings, self.metrics = settings, metrics
+        self.gate = Gate(settings.concurrency, settings.queue)
+        self.pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="dehaze-worker")
+        self.methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+        self.dehazer: Any = None
+        self.model_path: Path | None = None
+        self.loaded = False
+        self.ready = False
+        self.error: str | None = None
+        self._load_lock = threading.Lock()
+
+    # -- start-up -----------------------------------------------------------------------------
+    def load(self) -> None:
+        """Build the restoration functions (blocking; once). Raises CheckpointError when there is no model."""
+        with self._load_lock:
+            if self.loaded:
+                return
+            from dehaze.inference import Dehazer, get_method
+
+            s = self.settings
+            if s.method == "model":
+                path = self._model_path()
+                self.dehazer = Dehazer(
+                    path,
+                    device=s.device,
+                    tile=s.tile,
+                    threads=s.threads,
+                    providers=list(s.providers) if s.providers else None,
+                )
+                self.model_path = path
+                self.methods["model"] = self.dehazer
+            self.methods["dcp"] = get_method("dcp")
+            self.loaded = True
+            log.info("loaded %s", self.describe_model())
+
+    def _model_path(self) -> Path:
+        from dehaze.inference import default_model_path
+
+        if self.settings.model is None:
+            try:
+                return default_model_path()
+            except CheckpointError as exc:  # its message names the file and `dehaze export`
+                raise CheckpointError(
+                    f"{exc}; a CHECKPOINT comes from python training/train_dehaze.py"
+                ) from None
+        path = self.settings.model
+        if not path.is_file():
+            raise CheckpointError(f"model file {path} does not exist; {NO_MODEL_HINT}.")
+        return path
+
+    def warm_up(self) -> None:
+        """One inference per loaded method on a small grey image, so the first request is not slow."""
+        multiple = getattr(self.dehazer, "multiple", 1) or 1
+        side = min(getattr(self.dehazer, "tile", 0) or 256, 512)  # one tile: the shape large images run at
+        side = max(multiple, side // multiple * multiple)
+        rgb = np.full((side, side, 3), 0.5, np.float32)
+        t0 = time.perf_counter()
+        for name, fn in self.methods.items():
+            if name == "model" or self.settings.method == name:
+                fn(rgb)
+        log.info("warm-up on %dx%d took %.2fs", side, side, time.perf_counter() - t0)
+
+    def prepare(self) -> None:
+        """Load and warm up, recording a failure in ``error`` instead of raising (runs in a thread)."""
+        try:
+            self.load()
+            if self.settings.warmup:
+                self.warm_up()
+            self.ready = True
+            self.metrics.ready.set(1)
+        except DehazeError as exc:
+            self.error = str(exc)
+            log.error("model not ready: %s", exc)
+        except Exception as exc:  # a bug or a broken runtime: keep the process up, report not-ready
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("model failed to load")
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- description -------------------------------------------------------------------------
+    @property
+    def default_method(self) -> str:
+        return self.settings.method
+
+    @property
+    def model_name(self) -> str:
+        if self.dehazer is not None:
+            return str(
+                getattr(self.dehazer, "name", None) or (self.model_path.stem if self.model_path else "model")
+            )
+        return "dcp"
+
+    def describe_model(self) -> dict[str, Any]:
+        """What is loaded: the name, backend, providers and card of the model (None for dcp-only)."""
+        d = self.dehazer
+        if d is None:
+            return {"name": "dcp", "kind": "classical", "description": "dark channel prior (He et al. 2009)"}
+        return {
+            "name": self.model_name,
+            "kind": "network",
+            "path": str(self.model_path) if self.model_path else None,
+            "backend": getattr(d, "backend", None),
+            "providers": list(getattr(d, "providers", []) or []),
+            "multiple": getattr(d, "multiple", None),
+            "tile": self.settings.tile,
+            "card": getattr(d, "card", None),
+        }
+
+    # -- serving -----------------------------------------------------------------------------
+    def restore(self, data: bytes, method: str, fmt: str | None, quality: int | None) -> Restored:
+        """Decode, restore and encode one photo (blocking; runs on a worker thread).
+
+        Args:
+            data: the uploaded file's bytes.
+            method: ``model`` or ``dcp``.
+            fmt: output format (PNG, JPEG, WEBP); None keeps the input's format.
+            quality: 1-100 for lossy formats; None uses the encoder's default.
+        """
+        from dehaze.inference import restore_photo
+        from dehaze.io import encode_photo, read_photo
+
+        fn = self.methods.get(method)
+        if fn is None:
+            raise ApiError(
+                400,
+                "method_unavailable",
+                f"Method {method!r} is not available here; "
+                f"this service offers {', '.join(sorted(self.methods))}.",
+            )
+        t0 = time.perf_counter()
+        photo = read_photo(data, max_pixels=self.settings.max_pixels)
+        t1 = time.perf_counter()
+        if self.settings.test_delay:
+            time.sleep(self.settings.test_delay)  # documented test hook (DEHAZE_TEST_DELAY)
+        out = restore_photo(photo, fn)
+        t2 = time.perf_counter()
+        kw = {} if quality is None else {"quality": quality}
+        fmt = (fmt or photo.format).upper()
+        try:
+            body = encode_photo(out, fmt, **kw)
+        except (UnsupportedFormatError, OSError, ValueError) as exc:  # the encoder's limits (WebP: 16383 px)
+            raise ApiError(
+                422,
+                "cannot_encode",
+                f"The restored {out.rgb.shape[1]}x{out.rgb.shape[0]} image "
+                f"cannot be written as {fmt} ({exc}); ask for another format, e.g. ?format=png.",
+            ) from None
+        h, w = out.rgb.shape[:2]
+        return Restored(body, fmt, w, h, method, t2 - t1, time.perf_counter() - t0)
+
+    async def submit(
+        self, slot: Slot, data: bytes, method: str, fmt: str | None, quality: int | None
+    ) -> Restored:
+        """Run :meth:`restore` on the pool; ``slot`` is handed to the job and freed when it ends."""
+
+        def job() -> Restored:
+            self.gate.started()
+            self.update_gauges()
+            t0 = time.perf_counter()
+            try:
+                r = self.restore(data, method, fmt, quality)
+                self.metrics.inference.labels(method=method).observe(r.inference_seconds)
+                return r
+            finally:
+                self.gate.finished(time.perf_counter() - t0)
+                self.update_gauges()
+
+        fut = self.pool.submit(job)
+        slot.handed_off = True
+        fut.add_done_callback(lambda _: (slot.release(), self.update_gauges()))
+        try:
+            return await asyncio.wrap_future(fut)
+        except asyncio.CancelledError:
+            fut.cancel()  # still queued: never runs; already running: finishes on its own
+            raise
+
+    def update_gauges(self) -> None:
+        """Copy the gate's running and waiting counts to the Prometheus gauges."""
+        self.metrics.running.set(self.gate.running)
+        self.metrics.queue.set(self.gate.waiting)

@@ -1,0 +1,191 @@
+import io
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import dehaze.cli.restore as restore_cli
+from dehaze.cli import main
+from dehaze.io import read_photo
+from dehaze.nets import UNetGenerator
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
+RNG = np.random.default_rng(0)
+
+
+def hazy_rgb(h=40, w=60):
+    clear = RNG.random((h, w, 3)) * 0.8
+    clear[::5, ::5] = 0
+    return (clear * 0.5 + 0.45).clip(0, 1)
+
+
+def save(path: Path, arr: np.ndarray, fmt: str, **kw) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format=fmt, **kw)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def u8(x):
+    return (x * 255).round().astype(np.uint8)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """A folder of photos the way users have them, including two bad files."""
+    d = tmp_path / "in"
+    save(d / "plain.png", u8(hazy_rgb()), "PNG")
+    save(d / "really_a_jpeg.png", u8(hazy_rgb(50, 30)), "JPEG")
+    rgba = np.dstack([u8(hazy_rgb()), (np.arange(40 * 60).reshape(40, 60) % 256).astype(np.uint8)])
+    save(d / "alpha.png", rgba, "PNG")
+    save(d / "gray.png", u8(hazy_rgb()[..., 0]), "PNG")
+    cv2.imwrite(str(d / "deep.png"), (hazy_rgb(20, 30) * 65535).astype(np.uint16))  # 16-bit BGR
+    img = Image.fromarray(u8(hazy_rgb(30, 50)))
+    exif = img.getexif()
+    exif[0x0112] = 6  # shown rotated 90° clockwise: 50 wide x 30 high on disk -> 30 x 50 shown
+    save(d / "rotated.jpg", np.asarray(img), "JPEG", exif=exif.tobytes())
+    good = (d / "plain.png").read_bytes()
+    jpeg = (d / "really_a_jpeg.png").read_bytes()
+    (d / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (d / "text.png").write_text("not an image at all\n")
+    (d / "notes.txt").write_text("ignored: neither image content nor image name\n")
+    (d / "noext").write_bytes(good)  # a PNG without an extension, found by content
+    return d
+
+
+def test_restore_folder_reports_bad_files_and_keeps_going(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["restore", str(folder), "-o", str(out), "--method", "dcp"])
+    err = capsys.readouterr().err
+    assert code == 1  # two bad files
+    assert "truncated.jpg" in err and "text.png" in err and "failed 2" in err and "restored 7" in err
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "alpha.png",
+        "deep.png",
+        "gray.png",
+        "noext.png",
+        "plain.png",
+        "really_a_jpeg.png",
+        "rotated.jpg",
+    ]
+    for name in names:  # same size as the (oriented) input, and really changed
+        src = folder / (name if name != "noext.png" else "noext")
+        a, b = read_photo(src), read_photo(out / name)
+        assert a.rgb.shape == b.rgb.shape
+        assert np.abs(a.rgb - b.rgb).mean() > 0.02
+    assert read_photo(out / "rotated.jpg").rgb.shape == (50, 30, 3)  # EXIF orientation applied
+    assert read_photo(out / "really_a_jpeg.png").format == "PNG"  # the name's format is written
+    alpha = read_photo(out / "alpha.png").alpha
+    np.testing.assert_array_equal(alpha, read_photo(folder / "alpha.png").alpha)  # untouched
+    assert read_photo(out / "gray.png").grayscale and Image.open(out / "gray.png").mode == "L"
+    deep = read_photo(out / "deep.png")
+    assert deep.bit_depth == 16 and cv2.imread(str(out / "deep.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+
+
+def test_resume_after_interruption(folder, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    real_write = restore_cli.write_photo
+    calls = []
+
+    def write_then_die(path, *args, **kwargs):
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the user presses Ctrl-C while the 4th image is being written
+        calls.append(path)
+        real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(restore_cli, "write_photo", write_then_die)
+    assert main(["restore", str(folder), "-o", str(out), "--method", "dcp"]) == 130
+    done = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert len(done) == 3 and not any(n.startswith(".") for n in done)  # no half-written files
+    monkeypatch.setattr(restore_cli, "write_photo", real_write)
+    capsys.readouterr()
+    assert main(["restore", str(folder), "-o", str(out), "--method", "dcp"]) == 1  # the 2 bad files remain
+    assert "restored 4, already done 3" in capsys.readouterr().err
+    assert all((out / n).stat().st_mtime_ns == t for n, t in done.items())  # not redone
+    assert len(list(out.iterdir())) == 7
+    main(["restore", str(folder), "-o", str(out), "--method", "dcp", "--overwrite"])
+    assert "restored 7, already done 0" in capsys.readouterr().err
+
+
+def test_refuses_output_inside_input(folder, capsys):
+    for out in (folder, folder / "restored"):
+        assert main(["restore", str(folder), "-o", str(out), "--method", "dcp"]) == 2
+        assert "inside it" in capsys.readouterr().err
+    assert not (folder / "restored").exists()
+    # a single file whose output would replace it
+    assert main(["restore", str(folder / "plain.png"), "-o", str(folder), "--method", "dcp"]) == 2
+    assert "replace the input" in capsys.readouterr().err
+
+
+def test_recursive_mirrors_tree_with_ext_and_suffix(tmp_path, capsys):
+    src = tmp_path / "photos"
+    save(src / "a.png", u8(hazy_rgb()), "PNG")
+    save(src / "trip" / "day1" / "b.jpg", u8(hazy_rgb()), "JPEG")
+    out = tmp_path / "out"
+    assert main(["restore", str(src), "-o", str(out), "--method", "dcp"]) == 0
+    assert "--recursive" in capsys.readouterr().err  # the sub-folder was left out, and the user is told
+    assert sorted(p.name for p in out.iterdir()) == ["a.png"]
+    assert (
+        main(
+            [
+                "restore",
+                str(src),
+                "-o",
+                str(out),
+                "-r",
+                "--ext",
+                "webp",
+                "--suffix",
+                "_clear",
+                "--method",
+                "dcp",
+            ]
+        )
+        == 0
+    )
+    assert (out / "a_clear.webp").is_file() and (out / "trip" / "day1" / "b_clear.webp").is_file()
+    assert read_photo(out / "trip" / "day1" / "b_clear.webp").format == "WEBP"
+    assert main(["restore", str(src), "-o", str(out), "--ext", "gif", "--method", "dcp"]) == 2
+
+
+def test_default_and_explicit_model(folder, tmp_path, monkeypatch, capsys):
+    torch.manual_seed(0)
+    G = UNetGenerator(width=4, depth=3).eval()
+    ckpt = tmp_path / "tiny.pt"
+    torch.save({"G": G.state_dict(), "G_config": G.config, "config": {}, "step": 0, "metrics": {}}, ckpt)
+    monkeypatch.setenv("DEHAZE_MODEL", str(ckpt))  # what "no --model" falls back to
+    out = tmp_path / "out"
+    assert (
+        main(["restore", str(folder / "plain.png"), str(folder / "gray.png"), "-o", str(out), "--tile", "16"])
+        == 0
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["gray.png", "plain.png"]
+    assert (
+        main(["restore", str(folder / "alpha.png"), "-o", str(out), "--model", str(ckpt), "--device", "cpu"])
+        == 0
+    )
+    monkeypatch.setenv("DEHAZE_MODEL", str(tmp_path / "missing.onnx"))
+    capsys.readouterr()
+    assert main(["restore", str(folder / "deep.png"), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no model found") and "Traceback" not in err
+    assert main(["restore", str(tmp_path / "nothing"), "-o", str(out), "--method", "dcp"]) == 2
+
+
+def test_real_hazy_folder(tmp_path):
+    src = SHARED / "data" / "real-hazy"
+    if not src.is_dir():
+        pytest.skip(f"shared data not found at {src}")
+    out = tmp_path / "restored"
+    assert main(["restore", str(src), "-o", str(out), "--method", "dcp"]) == 0
+    inputs = sorted(p.name for p in src.iterdir() if not p.name.startswith("."))
+    assert sorted(p.name for p in out.iterdir()) == inputs
+    for name in inputs:
+        assert read_photo(out / name).rgb.shape == read_photo(src / name).rgb.shape
+    assert os.path.getsize(out / inputs[0]) > 0

@@ -1,0 +1,115 @@
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from dehaze.cli import main
+from dehaze.errors import ConfigError, ParityError
+from dehaze.export import PadToMultiple, export_onnx, parity_check, sha256_file
+from dehaze.nets import UNetGenerator, count_parameters
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A tiny checkpoint whose EMA weights differ from its raw ones, exported through the CLI."""
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp("export")
+    G, G_ema = UNetGenerator(width=4, depth=3), UNetGenerator(width=4, depth=3)
+    for m in (G, G_ema):  # non-trivial batch-norm statistics, so eval mode matters
+        with torch.no_grad():
+            m.train()(torch.rand(4, 3, 32, 32) * 2 - 1)
+        m.eval()
+    config = {"data": {"train": "synthetic:bsds500"}, "lr": 2e-4}
+    torch.save(
+        {
+            "G": G.state_dict(),
+            "G_ema": G_ema.state_dict(),
+            "G_config": G.config,
+            "config": config,
+            "step": 1234,
+            "metrics": {"sots_indoor_psnr": 20.5},
+        },
+        d / "ckpt.pt",
+    )
+    assert main(["export", str(d / "ckpt.pt"), "-o", str(d / "models" / "tiny.onnx")]) == 0
+    return d, G, G_ema
+
+
+def test_card_fields(exported):
+    d, G, _ = exported
+    onnx_path, card_path = d / "models" / "tiny.onnx", d / "models" / "tiny.json"
+    card = json.loads(card_path.read_text())
+    assert card["name"] == "tiny" and card["file"] == "tiny.onnx"
+    assert card["sha256"] == sha256_file(onnx_path) and card["size_bytes"] == onnx_path.stat().st_size
+    assert card["input"] == {
+        "name": "input",
+        "layout": "NCHW",
+        "color": "RGB",
+        "range": [-1.0, 1.0],
+        "dtype": "float32",
+        "multiple": 8,
+    }
+    assert card["output"]["name"] == "output"
+    assert card["parameters"] == count_parameters(G)
+    assert card["G_config"] == G.config and card["weights"] == "G_ema" and card["step"] == 1234
+    assert card["training_config"]["lr"] == 2e-4
+    assert card["training_data"] == {"train": "synthetic:bsds500"}
+    assert card["metrics"] == {"sots_indoor_psnr": 20.5}
+    assert card["opset"] >= 18 and {"torch", "onnxruntime"} <= set(card["versions"])
+    assert 0 <= card["parity"]["max_abs_error"] < 1e-4
+
+
+def test_onnx_graph_is_dynamic_and_matches_ema(exported):
+    d, G, G_ema = exported
+    model = onnx.load(d / "models" / "tiny.onnx")
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 18
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    assert [x.dim_param != "" for x in dims] == [True, False, True, True]  # batch, 3, H, W
+    assert {p.key: p.value for p in model.metadata_props}["multiple"] == "8"
+    sess = ort.InferenceSession(str(d / "models" / "tiny.onnx"), providers=["CPUExecutionProvider"])
+    for shape in [(3, 3, 21, 50), (1, 3, 64, 8)]:  # sizes the parity check did not use, one not a multiple
+        x = torch.rand(*shape) * 2 - 1
+        got = sess.run(["output"], {"input": x.numpy()})[0]
+        with torch.inference_mode():
+            ema, raw = G_ema(x).numpy(), G(x).numpy()
+        assert got.shape == shape
+        assert np.abs(got - ema).max() < 1e-4  # the EMA weights were exported
+        assert np.abs(got - raw).max() > 1e-3
+
+
+def test_parity_check_fails_loudly(exported):
+    d, G, G_ema = exported
+    assert parity_check(d / "models" / "tiny.onnx", G_ema) < 1e-4
+    with pytest.raises(ParityError, match="differ"):
+        parity_check(d / "models" / "tiny.onnx", G)
+
+
+def test_failed_parity_leaves_no_files(exported, tmp_path, monkeypatch):
+    import dehaze.export as export_mod
+
+    def fail(*args, **kwargs):
+        raise ParityError("ONNX Runtime and PyTorch differ by 1 (> 0.0001)")
+
+    monkeypatch.setattr(export_mod, "parity_check", fail)
+    with pytest.raises(ParityError):
+        export_onnx(exported[0] / "ckpt.pt", tmp_path / "out.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_arguments(exported, tmp_path, capsys):
+    with pytest.raises(ConfigError, match="opset"):
+        export_onnx(exported[0] / "ckpt.pt", tmp_path / "m.onnx", opset=13)
+    with pytest.raises(ConfigError, match=".onnx"):
+        export_onnx(exported[0] / "ckpt.pt", tmp_path / "m.pt")
+    assert main(["export", str(tmp_path / "missing.pt"), "-o", str(tmp_path / "m.onnx")]) == 2
+    assert "error: checkpoint not found" in capsys.readouterr().err
+
+
+def test_pad_to_multiple_wrapper():
+    G = UNetGenerator(width=4, depth=3).eval()
+    x = torch.rand(1, 3, 13, 30) * 2 - 1
+    with torch.inference_mode():
+        assert torch.allclose(PadToMultiple(G, 8)(x), G(x))

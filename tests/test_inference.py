@@ -1,0 +1,226 @@
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from dehaze.classical import DarkChannelPrior
+from dehaze.errors import CheckpointError, ConfigError
+from dehaze.export import export_onnx
+from dehaze.inference import (
+    Dehazer,
+    default_model_path,
+    feather_weights,
+    get_method,
+    identity,
+    restore_photo,
+    tile_spans,
+)
+from dehaze.io import Photo
+from dehaze.nets import UNetGenerator
+
+
+def psnr(a, b):
+    return float(10 * np.log10(1.0 / np.mean((a - b) ** 2)))
+
+
+def save_checkpoint(path: Path, G: UNetGenerator) -> Path:
+    state = G.state_dict()
+    torch.save(
+        {"G": state, "G_ema": state, "G_config": G.config, "config": {}, "step": 0, "metrics": {}}, path
+    )
+    return path
+
+
+def scene(h: int, w: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A textured clear image and its hazy version (haze thicker to the right and bottom)."""
+    rng = np.random.default_rng(seed)
+    base = cv2.resize(
+        rng.random((max(h // 16, 2), max(w // 16, 2), 3)).astype(np.float32),
+        (w, h),
+        interpolation=cv2.INTER_CUBIC,
+    )
+    detail = cv2.GaussianBlur(rng.random((h, w, 3)).astype(np.float32), (0, 0), 1.5)
+    clear = np.clip(0.7 * base + 0.6 * (detail - 0.5), 0, 1)
+    depth = (
+        np.linspace(0, 1, w, dtype=np.float32)[None, :, None]
+        * np.linspace(0.3, 1, h, dtype=np.float32)[:, None, None]
+    )
+    t = np.exp(-1.5 * depth)
+    return clear, (clear * t + 0.9 * (1 - t)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny U-Net trained for a few steps to dehaze `scene`: content-dependent, unlike random weights."""
+    torch.manual_seed(0)
+    G = UNetGenerator(width=8, depth=4)
+    opt = torch.optim.Adam(G.parameters(), 2e-3)
+    for step in range(60):
+        clear, hazy = scene(64, 64, step)
+        x = torch.from_numpy(hazy).permute(2, 0, 1)[None] * 2 - 1
+        y = torch.from_numpy(clear).permute(2, 0, 1)[None] * 2 - 1
+        loss = (G(x) - y).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    G.eval()
+    return save_checkpoint(tmp_path_factory.mktemp("trained") / "trained.pt", G)
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory):
+    torch.manual_seed(1)
+    d = tmp_path_factory.mktemp("onnx")
+    ckpt = save_checkpoint(d / "tiny.pt", UNetGenerator(width=4, depth=3).eval())
+    export_onnx(ckpt, d / "tiny.onnx")
+    return d / "tiny.onnx", ckpt
+
+
+@pytest.mark.parametrize(
+    "size,tile,overlap,m",
+    [
+        (1000, 512, 32, 32),
+        (1024, 512, 64, 32),
+        (513, 512, 32, 32),
+        (4096, 512, 64, 32),
+        (300, 512, 32, 32),
+        (2161, 512, 64, 8),
+    ],
+)
+def test_tile_spans_cover_with_overlap(size, tile, overlap, m):
+    spans = tile_spans(size, tile, overlap, m)
+    assert spans[0][0] == 0 and spans[-1][1] == size
+    assert all(stop - start <= tile for start, stop in spans)
+    assert all(start % m == 0 for start, _ in spans)  # aligned with the network's stride grid
+    assert all(a[1] - b[0] >= overlap for a, b in zip(spans, spans[1:]))
+    if len(spans) > 1:  # no more tiles than needed
+        blocks, tb, ob = -(-size // m), tile // m, -(-overlap // m)
+        assert len(spans) == -(-(blocks - ob) // (tb - ob))
+
+
+@pytest.mark.parametrize("overlap", [8, 32, 64, 96])
+def test_feather_weights_sum_to_one_in_overlaps(overlap):
+    spans = tile_spans(1000, 256, overlap, 8)
+    total = np.zeros(1000)
+    for i, (start, stop) in enumerate(spans):
+        lo = spans[i - 1][1] - start if i else 0
+        hi = stop - spans[i + 1][0] if i + 1 < len(spans) else 0
+        w = feather_weights(stop - start, lo, hi)
+        total[start:stop] += w
+        if overlap >= 64 and i:
+            assert w[0] == 0.0  # a tile's own edge, short of context, gets no weight
+    np.testing.assert_allclose(total, 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (5, 3), (37, 53), (64, 200), (100, 1)])
+def test_odd_sizes_same_shape_in_range(onnx_model, h, w):
+    dehazer = Dehazer(onnx_model[0])
+    out = dehazer(np.random.default_rng(0).random((h, w, 3), dtype=np.float32))
+    assert out.shape == (h, w, 3) and out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_onnx_and_torch_backends_agree(onnx_model):
+    path, ckpt = onnx_model
+    ort_d, torch_d = Dehazer(path, tile=64, overlap=8), Dehazer(ckpt, tile=64, overlap=8)
+    assert (ort_d.backend, torch_d.backend) == ("onnxruntime", "torch")
+    assert ort_d.multiple == torch_d.multiple == 8
+    assert ort_d.card["input"]["multiple"] == 8 and ort_d.name == "tiny"
+    x = np.random.default_rng(0).random((150, 97, 3), dtype=np.float32)  # tiled, odd size
+    np.testing.assert_allclose(ort_d(x), torch_d(x), atol=1e-4)
+
+
+def test_cpu_provider_quietly(onnx_model, capfd):
+    dehazer = Dehazer(onnx_model[0], device="auto", threads=1)
+    dehazer(np.zeros((16, 16, 3), np.float32))
+    if not torch.cuda.is_available():
+        assert dehazer.providers == ["CPUExecutionProvider"]
+    err = capfd.readouterr().err
+    assert "onnxruntime" not in err and "CUDA" not in err  # no provider error spam
+    assert dehazer.threads == 1
+    with pytest.raises(ConfigError, match="device"):
+        Dehazer(onnx_model[0], device="tpu")
+
+
+def test_tiling_has_no_seams(trained):
+    clear, hazy = scene(1024, 1024, 999)
+    whole = Dehazer(trained, tile=0)(hazy)  # 1024x1024 fits untiled too
+    tiled = Dehazer(trained, tile=512)(hazy)  # default overlap
+    hard = Dehazer(trained, tile=512, overlap=0)(hazy)  # tiles butted together: seams
+    assert psnr(whole, clear) > psnr(hazy, clear) + 3  # the network really changes the image
+    assert abs(psnr(tiled, clear) - psnr(whole, clear)) < 1.0
+    assert psnr(tiled, whole) > 45
+    # the largest per-column difference (where a vertical seam would show) stays below ~6/255
+    assert np.abs(tiled - whole).mean(axis=(0, 2)).max() < 0.025
+    assert np.abs(hard - whole).mean(axis=(0, 2)).max() > 0.05  # a real seam is caught by this measure
+
+
+def test_large_image_bounded_memory(onnx_model):
+    # a 4096x2160 photo through tiles in a fresh process; VmHWM is its own peak RSS (ru_maxrss
+    # would include the parent's memory at fork time on Linux)
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs Linux /proc to read the peak RSS")
+    code = textwrap.dedent(f"""
+        import numpy as np
+        from dehaze.inference import Dehazer
+        d = Dehazer({str(onnx_model[0])!r}, tile=512)
+        out = d(np.random.default_rng(0).random((2160, 4096, 3), dtype=np.float32))
+        assert out.shape == (2160, 4096, 3)
+        print(next(line for line in open("/proc/self/status") if line.startswith("VmHWM")).split()[1])
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    peak_mb = int(res.stdout.split()[-1]) / 1024
+    assert peak_mb < 1500, f"peak RSS {peak_mb:.0f} MB"
+
+
+def test_default_model_path(monkeypatch, tmp_path):
+    monkeypatch.setenv("DEHAZE_MODEL", str(tmp_path / "nope.onnx"))
+    with pytest.raises(CheckpointError, match="DEHAZE_MODEL"):
+        default_model_path()
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    monkeypatch.setenv("DEHAZE_MODEL", str(tmp_path / "m.onnx"))
+    assert default_model_path() == tmp_path / "m.onnx"
+    monkeypatch.delenv("DEHAZE_MODEL")
+    assert default_model_path.__module__ == "dehaze.inference"
+    try:
+        path = default_model_path()
+        assert path.name == "dehaze-default.onnx" and path.parent.name == "models"
+    except CheckpointError as exc:
+        assert "dehaze-default.onnx" in str(exc) and "dehaze export" in str(exc)
+
+
+def test_bad_model_files(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        Dehazer(tmp_path / "missing.onnx")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(CheckpointError, match="cannot load"):
+        Dehazer(bad)
+
+
+def test_get_method(onnx_model):
+    assert get_method("hazy") is identity
+    assert isinstance(get_method("dcp"), DarkChannelPrior)
+    assert isinstance(get_method("model", onnx_model[0]), Dehazer)
+    assert isinstance(get_method(str(onnx_model[0])), Dehazer)  # a model file by path
+    with pytest.raises(ConfigError, match="unknown method"):
+        get_method("magic")
+
+
+def test_restore_photo_keeps_alpha_gray_depth_size():
+    rgb = np.random.default_rng(0).random((9, 7, 3), dtype=np.float32)
+    gray_rgb = np.repeat(rgb[..., :1], 3, axis=2)
+    alpha = np.arange(63, dtype=np.uint16).reshape(9, 7) * 1000
+    photo = Photo(gray_rgb, alpha, 16, True, "TIFF", b"icc")
+    out = restore_photo(photo, lambda x: x * np.array([1.0, 0.5, 0.0], np.float32))  # colour cast
+    assert out.grayscale and out.bit_depth == 16 and out.format == "TIFF" and out.icc_profile == b"icc"
+    assert out.alpha is alpha
+    assert np.array_equal(out.rgb[..., 0], out.rgb[..., 1])  # still grey-looking
+    with pytest.raises(ValueError, match="shape"):
+        restore_photo(photo, lambda x: x[:4])
