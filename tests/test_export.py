@@ -113,3 +113,29 @@ def test_pad_to_multiple_wrapper():
     x = torch.rand(1, 3, 13, 30) * 2 - 1
     with torch.inference_mode():
         assert torch.allclose(PadToMultiple(G, 8)(x), G(x))
+
+
+def test_export_asm_head_with_eval_records_scores_in_card(tmp_path):
+    """The physics head exports with parity, and --eval writes measured means plus the command."""
+    torch.manual_seed(1)
+    G = UNetGenerator(width=4, depth=3, head="asm", upsample="bilinear").eval()
+    torch.save({"G": G.state_dict(), "G_config": G.config, "config": {}, "step": 1, "metrics": {}},
+               tmp_path / "asm.pt")
+    sets = tmp_path / "set"
+    rng = np.random.default_rng(0)
+    for sub in ("hazy", "clear"):
+        (sets / sub).mkdir(parents=True)
+    from PIL import Image
+
+    for i in range(2):
+        clear = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+        Image.fromarray(clear).save(sets / "clear" / f"{i}.png")
+        Image.fromarray((clear * 0.6 + 90).astype(np.uint8)).save(sets / "hazy" / f"{i}_1.png")
+    out = tmp_path / "models" / "asm.onnx"
+    assert main(["export", str(tmp_path / "asm.pt"), "-o", str(out), "--eval", str(sets)]) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    ev = card["evaluation"]["set"]
+    assert ev["pairs"] == 2 and ev["command"].startswith("dehaze eval ")
+    assert set(ev["methods"]) == {"model", "dcp", "hazy"}
+    assert all(np.isfinite(v["psnr"]) for v in ev["methods"].values())
+    assert card["parity"]["max_abs_error"] < 1e-4

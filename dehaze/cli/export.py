@@ -1,15 +1,18 @@
 """``dehaze export``: a training checkpoint to ONNX plus its model card.
 
-    dehaze export CHECKPOINT -o models/NAME.onnx [--opset 18] [--no-ema] [--no-check]
+    dehaze export CHECKPOINT -o models/NAME.onnx [--opset 18] [--no-ema] [--no-check] [--eval SET_DIR ...]
 
 Writes ``NAME.onnx`` (dynamic batch, height and width; input ``input``, output ``output``, NCHW
 RGB float32 in [-1, 1]) and ``NAME.json`` beside it, after checking ONNX Runtime against PyTorch.
+With ``--eval``, the exported model is scored with ``dehaze eval`` (beside the DCP baseline and the
+hazy input) on each paired folder, and the card records the means and the command that reproduces them.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 MIN_OPSET = 18  # = dehaze.export.MIN_OPSET; that module imports torch, so it is loaded only in run()
 
@@ -32,6 +35,8 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
     )
     p.add_argument("--no-ema", action="store_true", help="export the raw generator weights, not the EMA ones")
     p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime vs PyTorch parity check")
+    p.add_argument("--eval", metavar="SET_DIR", action="append", default=[],
+                   help="score the exported model on this paired folder and record it in the card (repeatable)")
     p.set_defaults(run=run)
     return p
 
@@ -49,4 +54,29 @@ def run(args: argparse.Namespace) -> int:
         f"{card['weights']} weights, {check}) and its card {card['name']}.json",
         file=sys.stderr,
     )
+    if args.eval:
+        card["evaluation"] = evaluate_into_card(args.output, args.eval)
+        from dehaze.export import write_card
+
+        write_card(Path(args.output).with_suffix(".json"), card)
     return 0
+
+
+def evaluate_into_card(model: str, set_dirs: list[str]) -> dict:
+    """``dehaze eval SET --method model,dcp,hazy`` for each set: means, seconds per megapixel, command."""
+    from dehaze.cli.evaluate import evaluate, format_table
+    from dehaze.inference import get_method
+
+    methods = {name: get_method(name, model) for name in ("model", "dcp", "hazy")}
+    out = {}
+    for set_dir in set_dirs:
+        report = evaluate(set_dir, methods, progress=sys.stderr.isatty())
+        print(format_table(report), file=sys.stderr)
+        out[Path(set_dir).name] = {
+            "set": str(set_dir),
+            "pairs": report["pairs"],
+            "command": f"dehaze eval {set_dir} --method model,dcp,hazy --model {model}",
+            "methods": {m: {**r["mean"], "seconds_per_megapixel": r["seconds_per_megapixel"]}
+                        for m, r in report["methods"].items()},
+        }
+    return out
