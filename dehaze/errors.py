@@ -37,3 +37,26 @@ class CheckpointError(DehazeError):
 
 class ParityError(DehazeError):
     """An exported ONNX model whose outputs differ from PyTorch beyond tolerance."""
+
+
+def run_reporting_errors(fn, *args, **kwargs) -> int:
+    """Call ``fn`` and return an exit code; a :class:`DehazeError` becomes one ``error: ...`` line.
+
+    The shared wrapper of every command-line entry point (``dehaze``, the training scripts).
+
+    Example:
+        >>> def bad():
+        ...     raise ConfigError("unknown config key 'x'")
+        >>> run_reporting_errors(bad)  # prints "error: unknown config key 'x'" on stderr
+        2
+    """
+    import sys
+
+    try:
+        return int(fn(*args, **kwargs) or 0)
+    except DehazeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

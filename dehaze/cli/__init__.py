@@ -3,7 +3,7 @@
 Each sub-command lives in its own module exposing ``add_parser(subparsers, name)`` and
 ``run(args) -> int``. This module only dispatches: it imports just the module of the
 command being run (so ``dehaze serve`` does not load the training stack), and turns
-:class:`DehazeError` into one ``error: ...`` line and a non-zero exit code.
+:class:`~dehaze.errors.DehazeError` into one ``error: ...`` line and a non-zero exit code.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-from dehaze.errors import DehazeError
+from dehaze.errors import run_reporting_errors
 
 # sub-command -> (module under dehaze.cli, one-line help shown by `dehaze --help`)
 COMMANDS = {
@@ -44,14 +44,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
-    try:
-        return int(args.run(args) or 0)
-    except DehazeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_reporting_errors(args.run, args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dehaze.errors import ConfigError, DehazeError
+from dehaze.errors import ConfigError, run_reporting_errors
 from dehaze.losses import (
     GAN_LOSSES,
     accuracy,
@@ -437,23 +437,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        overrides = list(args.overrides)
-        if args.mode:
-            overrides.append(f"mode={args.mode}")
-        if args.out:
-            overrides.append(f"out={args.out}")
-        cfg = load_config(args.config, overrides, DEFAULTS)
-        if args.print_config:
-            import yaml
+    return run_reporting_errors(_run, args)
 
-            print(yaml.safe_dump(cfg, sort_keys=False))
-            return 0
-        train(cfg, resume=args.resume)
-    except DehazeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+
+def _run(args: argparse.Namespace) -> int:
+    overrides = list(args.overrides)
+    if args.mode:
+        overrides.append(f"mode={args.mode}")
+    if args.out:
+        overrides.append(f"out={args.out}")
+    cfg = load_config(args.config, overrides, DEFAULTS)
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(cfg, sort_keys=False))
+        return 0
+    train(cfg, resume=args.resume)
     return 0
