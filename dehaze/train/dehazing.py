@@ -65,7 +65,7 @@ DEFAULTS: dict = {
     "data": {
         "clean": ["../shared/data/clean"],  # folders of clean photos -> synthetic haze
         "paired": [],  # folders of real pairs (RESIDE, O-HAZE, ... layouts)
-        "haze": "mixed",  # synthetic haze preset: indoor | outdoor | mixed
+        "haze": "mixed",  # preset name (indoor | outdoor | mixed), or ranges: a mapping or a list (mixture)
         "crop": 128,
         "samples_per_epoch": 4000,
         "workers": 2,
@@ -137,17 +137,34 @@ def build_train_set(cfg: dict):
     from torch.utils.data import ConcatDataset
 
     from dehaze.data import PairedFolderDataset, SyntheticHazeDataset
-    from dehaze.haze import haze_preset
 
     d = cfg["data"]
     parts = []
     if d["clean"]:
-        parts.append(SyntheticHazeDataset(d["clean"], d["crop"], haze_preset(d["haze"]),
+        parts.append(SyntheticHazeDataset(d["clean"], d["crop"], build_haze(d["haze"]),
                                           samples_per_epoch=d["samples_per_epoch"], seed=cfg["seed"],
                                           cache=d["cache"]))
     for root in d["paired"]:
         parts.append(PairedFolderDataset(root, crop=d["crop"], augment=True, seed=cfg["seed"]))
     return parts[0] if len(parts) == 1 else ConcatDataset(parts)
+
+
+def build_haze(spec):
+    """Haze ranges from the config: a preset name, a mapping (``preset`` + fields), or a list of them.
+
+    Example:
+        >>> build_haze([{"preset": "indoor", "max_optical_depth": 2.0}, {"preset": "outdoor"}]).members[0].max_optical_depth
+        2.0
+    """
+    from dehaze.haze import HazeMixture, HazeSynthesizer, haze_preset
+
+    if isinstance(spec, str):
+        return haze_preset(spec)
+    if isinstance(spec, dict):
+        return HazeSynthesizer.from_dict(spec)
+    if isinstance(spec, list) and spec and all(isinstance(m, dict) for m in spec):
+        return HazeMixture(tuple(HazeSynthesizer.from_dict(m) for m in spec))
+    raise ConfigError(f"data.haze must be a preset name, a mapping of haze ranges or a list of them, got {spec!r}")
 
 
 def load_val_sets(cfg: dict, multiple: int) -> dict[str, list[dict]]:

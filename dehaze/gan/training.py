@@ -1,0 +1,518 @@
+"""The unconditional GAN trainer: SNGAN, SNGAN+REG, SSD-SNGAN(+REG), StyleGAN and SSD-StyleGAN.
+
+=================  =====================================================================
+``sngan``          ResNet SNGAN, hinge loss, n_dis=5 (Mimicry / the SSD-GAN paper's setup)
+``sngan-reg``      + the spectral regulariser on G (Durall et al. 2020)
+``ssd-sngan``      D_ss = λ·D + (1−λ)·C(φ(x)) in logit space (hinge; official code)
+``ssd-sngan-reg``  both
+``stylegan``       small StyleGAN, non-saturating loss + R1
+``ssd-stylegan``   D_ss in probability space (eq. 6), R1 on the spatial logits
+=================  =====================================================================
+
+Per step (``train.steps`` counts generator steps): ``n_dis`` discriminator steps, each on a
+fresh real batch and fresh fakes, where D's adversarial loss and C's own loss (eq. 5) are
+summed and minimised together (C's input is detached and D_ss uses C's verdict detached,
+so each term trains only its own network); then one generator step through the frozen
+D_ss. G_ema (StyleGAN2-ADA's schedule: half-life ``ema_kimg`` thousand images, ramped up
+over the first steps) is what evaluation uses, with BatchNorm statistics re-estimated.
+
+Entry point: ``python training/train_unconditional.py --model ssd-sngan --data DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as tdist
+
+from dehaze.errors import ConfigError, DehazeError
+from dehaze.gan import build_nets
+from dehaze.gan.data import StepBatchSampler, load_dataset
+from dehaze.gan.evaluate import RealReference, evaluate, real_images, standing_stats
+from dehaze.losses import (
+    GAN_LOSSES,
+    accuracy,
+    classifier_loss,
+    d_loss,
+    g_loss,
+    r1_penalty,
+    spectral_regularizer,
+)
+from dehaze.nets import SSDDiscriminator, SSDOutput, build_spectral_classifier, count_parameters
+from dehaze.train import dist
+from dehaze.train.checkpoint import load_state_dict_checked, rng_state, set_rng_state
+from dehaze.train.config import load_config
+from dehaze.train.logger import progress
+from dehaze.train.run import Run, ema_update, linear_decay, make_ema
+
+MODELS = ("sngan", "sngan-reg", "ssd-sngan", "ssd-sngan-reg", "stylegan", "ssd-stylegan")
+FEATURES = ("azimuthal", "phase", "full")
+
+# Every setting, with its default; ``null`` means "the architecture's default" (ARCH_DEFAULTS).
+DEFAULTS: dict = {
+    "model": "ssd-sngan",
+    "feature": "azimuthal",  # SSD spectral feature: azimuthal (paper) | phase | full
+    "seed": 0,
+    "device": "auto",
+    "threads": 0,  # torch CPU threads (0: torch's default)
+    "out": "runs/unconditional",
+    "data": {
+        "path": "cifar10",  # image folder, or cifar10 | cifar100 | stl10 (with root)
+        "root": None,  # folder holding the torchvision data set files
+        "resolution": 32,  # 32, 48, 128 for SNGAN; a power of two for StyleGAN
+        "workers": 0,  # loader processes (0: in this process; best for in-memory data)
+    },
+    "net": {
+        "width": None,  # sets ngf and ndf together (null: the paper's widths)
+        "ngf": None,
+        "ndf": None,
+        "nz": 128,
+        "w_dim": None,  # StyleGAN w size (null: = ngf)
+        "mapping_layers": 4,  # StyleGAN mapping depth
+        "c_hidden": 0,  # spectral classifier: 0 = one SN linear layer (official)
+        "c_width": 32,  # phase/full classifier width
+        "drop_high": 0,  # corner bins dropped from φ (official code: 2)
+    },
+    "loss": {
+        "gan": None,  # hinge (SNGAN) | nonsat (StyleGAN) | lsgan
+        "combine": None,  # SSD: logit (official, for hinge) | prob (eq. 6, for nonsat)
+        "lam": 0.5,  # SSD λ: weight of spatial realness
+        "c_loss": "bce",  # C's loss: bce (eq. 5) | hinge (official code)
+        "reg_weight": 1.0,  # weight of the spectral regulariser in the -reg models
+        "r1_gamma": None,  # R1 weight γ (StyleGAN; null: 0.0002·R²/batch, 0 for SNGAN)
+        "r1_every": 4,  # lazy R1: every k steps, scaled by k
+    },
+    "train": {
+        "steps": 100000,  # generator steps
+        "batch": 64,  # per process
+        "n_dis": None,  # D steps per G step (SNGAN 5, StyleGAN 1)
+        "lr_G": None,  # 2e-4 (SNGAN) / 2e-3 (StyleGAN)
+        "lr_D": None,
+        "betas": None,  # [0, 0.9] (SNGAN) / [0, 0.99] (StyleGAN)
+        "decay": None,  # linear (SNGAN) | none (StyleGAN): LR schedule
+        "mixing": None,  # StyleGAN style-mixing probability (0.9)
+        "ema_kimg": 10.0,  # G_ema half-life in thousands of images
+        "ema_rampup": 0.05,  # half-life at most this fraction of the images seen so far
+    },
+    "eval": {
+        "every": 5000,  # steps between evaluations (0: only at the end)
+        "samples": 5000,  # generated images per evaluation
+        "real": 5000,  # real reference images
+        "fid": "auto",  # auto (when Inception weights exist) | true (required) | false
+        "inception": None,  # Inception weights file (else $DEHAZE_INCEPTION, then the torch hub cache)
+        "grid": 64,  # images in the sample grid
+        "bn_batches": 16,  # batches of 64 generated images to re-estimate G_ema's BatchNorm statistics
+        "kid_subsets": 100,
+    },
+    "log": {"every": 100, "ckpt_every": 1000},
+}
+
+ARCH_DEFAULTS = {
+    "sngan": {"gan": "hinge", "n_dis": 5, "lr_G": 2e-4, "lr_D": 2e-4, "betas": [0.0, 0.9], "decay": "linear",
+              "mixing": 0.0},
+    "stylegan": {"gan": "nonsat", "n_dis": 1, "lr_G": 2e-3, "lr_D": 2e-3, "betas": [0.0, 0.99], "decay": "none",
+                 "mixing": 0.9},
+}
+
+
+def arch_of(model: str) -> str:
+    return "stylegan" if model.endswith("stylegan") else "sngan"
+
+
+def resolve_config(cfg: dict) -> dict:
+    """Fill the ``null`` settings with the architecture's defaults and check values (ConfigError)."""
+    import copy
+
+    cfg = copy.deepcopy(cfg)
+    if cfg["model"] not in MODELS:
+        raise ConfigError(f"model '{cfg['model']}' is not one of {', '.join(MODELS)}")
+    if cfg["feature"] not in FEATURES:
+        raise ConfigError(f"feature '{cfg['feature']}' is not one of {', '.join(FEATURES)}")
+    arch = arch_of(cfg["model"])
+    ad = ARCH_DEFAULTS[arch]
+    tc, lc, nc = cfg["train"], cfg["loss"], cfg["net"]
+    for k in ("n_dis", "lr_G", "lr_D", "betas", "decay", "mixing"):
+        if tc[k] is None:
+            tc[k] = ad[k]
+    if lc["gan"] is None:
+        lc["gan"] = ad["gan"]
+    if lc["gan"] not in GAN_LOSSES:
+        raise ConfigError(f"loss.gan '{lc['gan']}' is not one of {', '.join(GAN_LOSSES)}")
+    if lc["combine"] is None:
+        lc["combine"] = "logit" if lc["gan"] == "hinge" else "prob"
+    if lc["combine"] not in ("logit", "prob"):
+        raise ConfigError("loss.combine must be logit or prob")
+    if lc["gan"] == "hinge" and lc["combine"] == "prob":
+        raise ConfigError("loss.gan=hinge needs loss.combine=logit (hinge works on logits)")
+    if lc["c_loss"] not in ("bce", "hinge"):
+        raise ConfigError("loss.c_loss must be bce or hinge")
+    if not 0 <= lc["lam"] <= 1:
+        raise ConfigError(f"loss.lam must be in [0, 1], got {lc['lam']}")
+    if lc["r1_gamma"] is None:
+        res = cfg["data"]["resolution"]
+        lc["r1_gamma"] = 0.0002 * res ** 2 / tc["batch"] if arch == "stylegan" else 0.0
+    if tc["decay"] not in ("linear", "none"):
+        raise ConfigError("train.decay must be linear or none")
+    for k in ("steps", "batch", "n_dis"):
+        if int(tc[k]) < 1:
+            raise ConfigError(f"train.{k} must be positive")
+    if int(lc["r1_every"]) < 1:
+        raise ConfigError("loss.r1_every must be positive")
+    if str(cfg["eval"]["fid"]).lower() not in ("auto", "true", "false"):
+        raise ConfigError("eval.fid must be auto, true or false")
+    if nc["width"] is not None:
+        nc["ngf"] = nc["ngf"] or nc["width"]
+        nc["ndf"] = nc["ndf"] or nc["width"]
+    if not cfg["data"]["path"]:
+        raise ConfigError("no training data: pass --data (an image folder, or cifar10/cifar100/stl10 with --data-root)")
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------- nets
+
+
+def build_models(cfg: dict):
+    """G and D (D_ss for the SSD models) for a resolved config."""
+    nc, model = cfg["net"], cfg["model"]
+    res = int(cfg["data"]["resolution"])
+    G, D = build_nets(arch_of(model), res, nz=nc["nz"], ngf=nc["ngf"], ndf=nc["ndf"], w_dim=nc["w_dim"],
+                      mapping_layers=nc["mapping_layers"])
+    if model.startswith("ssd-"):
+        C = build_spectral_classifier(cfg["feature"], res, res, hidden=nc["c_hidden"], conv_width=nc["c_width"],
+                                      drop_high=nc["drop_high"])
+        D = SSDDiscriminator(D, C, lam=cfg["loss"]["lam"], feature=cfg["feature"], combine=cfg["loss"]["combine"],
+                             drop_high=nc["drop_high"])
+    return G, D
+
+
+def spatial(out: torch.Tensor | SSDOutput) -> torch.Tensor:
+    """D's own logits (for R1 and logging)."""
+    return out.spatial if isinstance(out, SSDOutput) else out
+
+
+def _c_loss(real: SSDOutput, fake: SSDOutput, kind: str) -> torch.Tensor:
+    if kind == "hinge":  # the official code trains C with the GAN's hinge loss
+        return d_loss(real.spectral, fake.spectral, "hinge")
+    return classifier_loss(real, fake)
+
+
+# ---------------------------------------------------------------------------------------- steps
+
+
+def _sync_grads(module: torch.nn.Module, env: dist.DistEnv) -> None:
+    """Average gradients over processes (one flat all-reduce); a no-op without torchrun.
+
+    Used instead of DDP wrappers: a GAN step runs D several times per backward, computes
+    R1's gradient of a gradient, and leaves C without gradient in the G step, none of
+    which DDP's bucketed reducer handles without special flags.
+    """
+    if not env.distributed:
+        return
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.flatten() for g in grads])
+    tdist.all_reduce(flat)
+    flat /= env.world_size
+    i = 0
+    for g in grads:
+        g.copy_(flat[i:i + g.numel()].view_as(g))
+        i += g.numel()
+
+
+def _broadcast(module: torch.nn.Module, env: dist.DistEnv) -> None:
+    """Make every process start from rank 0's weights and buffers."""
+    if env.distributed:
+        for t in list(module.parameters()) + list(module.buffers()):
+            tdist.broadcast(t.data, src=0)
+
+
+def discriminator_step(G, D, optD, real: torch.Tensor, cfg: dict, r1: bool = False,
+                       env: dist.DistEnv | None = None) -> dict:
+    """One D (and C) update on a real batch and fresh fakes; returns scalar stats."""
+    lc = cfg["loss"]
+    with torch.no_grad():
+        fake = G(G.noise(real.shape[0], real.device))
+    if r1:
+        real = real.detach().requires_grad_(True)
+    out_r, out_f = D(real), D(fake)
+    loss_D = d_loss(out_r, out_f, lc["gan"])
+    loss = loss_D
+    stats = {"loss/D": loss_D.item(), "D/real": spatial(out_r).mean().item(), "D/fake": spatial(out_f).mean().item()}
+    if isinstance(out_r, SSDOutput):
+        loss_C = _c_loss(out_r, out_f, lc["c_loss"])
+        loss = loss + loss_C
+        stats["loss/C"] = loss_C.item()
+        stats["acc/C"] = accuracy(out_r.spectral, out_f.spectral)
+    if r1:
+        pen = r1_penalty(spatial(out_r), real)
+        loss = loss + 0.5 * lc["r1_gamma"] * lc["r1_every"] * pen  # lazy regularisation
+        stats["loss/R1"] = pen.item()
+    optD.zero_grad(set_to_none=True)
+    loss.backward()
+    if env is not None:
+        _sync_grads(D, env)
+    optD.step()
+    return stats
+
+
+def generator_step(G, D, optG, real: torch.Tensor, cfg: dict, env: dist.DistEnv | None = None) -> dict:
+    """One G update through the frozen D (D_ss); the -reg models add the spectral regulariser."""
+    D.requires_grad_(False)
+    try:
+        kw = {"mixing": cfg["train"]["mixing"]} if cfg["train"]["mixing"] else {}
+        fake = G(G.noise(real.shape[0], real.device), **kw)
+        loss_adv = g_loss(D(fake), cfg["loss"]["gan"])
+        loss = loss_adv
+        stats = {"loss/G": loss_adv.item()}
+        if cfg["model"].endswith("-reg"):
+            reg = spectral_regularizer(fake, real, paired=False, drop_high=cfg["net"]["drop_high"])
+            loss = loss + cfg["loss"]["reg_weight"] * reg
+            stats["loss/G_spec"] = reg.item()
+        optG.zero_grad(set_to_none=True)
+        loss.backward()
+        if env is not None:
+            _sync_grads(G, env)
+        optG.step()
+    finally:
+        D.requires_grad_(True)
+    return stats
+
+
+def ema_beta(cfg: dict, images_seen: int, env_world: int = 1) -> float:
+    """StyleGAN2-ADA's G_ema decay per step: half-life ``ema_kimg``·1000 images, ramped up early on."""
+    tc = cfg["train"]
+    nimg = tc["ema_kimg"] * 1000
+    if tc["ema_rampup"]:
+        nimg = min(nimg, images_seen * tc["ema_rampup"])
+    return 0.5 ** (tc["batch"] * env_world / max(nimg, 1e-8))
+
+
+# ---------------------------------------------------------------------------------------- training
+
+
+def _inception(cfg: dict, device):
+    """The FID feature extractor, or None (with the reason) when eval.fid is auto and weights are absent."""
+    from dehaze.gan_metrics import InceptionWeightsError, load_inception
+
+    mode = str(cfg["eval"]["fid"]).lower()
+    if mode == "false":
+        return None, "FID disabled (eval.fid=false)"
+    try:
+        return load_inception(cfg["eval"]["inception"], device), ""
+    except InceptionWeightsError as exc:
+        if mode == "true":
+            raise
+        return None, f"FID/KID skipped: {exc}"
+
+
+def train(cfg: dict, resume: bool | str = False) -> dict:
+    """Run (or continue) one training run; returns the last evaluation's scalars."""
+    cfg = resolve_config(cfg)
+    env = dist.setup(cfg["device"])
+    if cfg["threads"]:
+        torch.set_num_threads(int(cfg["threads"]))
+    dist.seed_all(cfg["seed"], 0)  # same initial weights everywhere (then broadcast anyway)
+    device, tc = env.device, cfg["train"]
+    res = int(cfg["data"]["resolution"])
+
+    dataset = load_dataset(cfg["data"]["path"], cfg["data"]["root"], res)
+    G, D = build_models(cfg)
+    G, D = G.to(device), D.to(device)
+    G_ema = make_ema(G)
+    optG = torch.optim.Adam(G.parameters(), lr=tc["lr_G"], betas=tuple(float(b) for b in tc["betas"]))
+    optD = torch.optim.Adam(D.parameters(), lr=tc["lr_D"], betas=tuple(float(b) for b in tc["betas"]))
+    extractor, fid_note = _inception(cfg, device) if env.is_main else (None, "")
+
+    with Run(cfg, cfg["out"], env, resume=resume) as run:
+        start, last_eval = 0, {}
+        state = run.load()
+        if state is not None:
+            start, last_eval = _restore(state, G, D, G_ema, optG, optD, run.resume_path)
+        else:
+            _broadcast(G, env)
+            _broadcast(D, env)
+            G_ema.load_state_dict(G.state_dict())
+        dist.seed_all(cfg["seed"] * 1000 + start, env.rank)  # noise stream: per rank, per (re)start
+        sampler = StepBatchSampler(len(dataset), tc["batch"], cfg["seed"], start * tc["n_dis"], None,
+                                   env.rank, env.world_size)
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=cfg["data"]["workers"],
+                                             pin_memory=device.type == "cuda")
+        batches = iter(loader)  # (draws a worker seed from the global RNG)
+        if state is not None and env.world_size == 1:
+            set_rng_state(state["rng"])  # exact continuation of a single-process run
+        ref = None
+        if env.is_main:
+            print(f"model={cfg['model']} G={count_parameters(G) / 1e6:.2f}M D={count_parameters(D) / 1e6:.2f}M "
+                  f"images={len(dataset)} res={res} device={device} world={env.world_size} out={run.dir}",
+                  file=sys.stderr)
+            if fid_note:
+                print(fid_note, file=sys.stderr)
+        bar = progress(tc["steps"], start, env.is_main)
+        t_last, stats, n_log = time.perf_counter(), {}, 0
+        for step in range(start, tc["steps"]):
+            scale = linear_decay(step, tc["steps"]) if tc["decay"] == "linear" else 1.0
+            for opt, lr in ((optG, tc["lr_G"]), (optD, tc["lr_D"])):
+                for group in opt.param_groups:
+                    group["lr"] = lr * scale
+
+            for i in range(tc["n_dis"]):
+                real = next(batches).to(device, non_blocking=True)
+                do_r1 = cfg["loss"]["r1_gamma"] > 0 and i == 0 and step % cfg["loss"]["r1_every"] == 0
+                _accumulate(stats, discriminator_step(G, D, optD, real, cfg, r1=do_r1, env=env))
+            _accumulate(stats, generator_step(G, D, optG, real, cfg, env=env))
+            done = step + 1
+            ema_update(G_ema, G, ema_beta(cfg, done * tc["batch"] * env.world_size))
+            n_log += 1
+            bar.update(1)
+
+            if done % cfg["log"]["every"] == 0 or done == tc["steps"]:
+                now = time.perf_counter()
+                row = {k: v / c for k, (v, c) in stats.items()}
+                row["time/step_s"] = (now - t_last) / max(n_log, 1)
+                row["lr/G"] = optG.param_groups[0]["lr"]
+                row = dist.all_reduce_mean(row, env)
+                run.logger.scalars(done, row)
+                bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in row.items() if k.startswith("loss/")})
+                stats, t_last, n_log = {}, now, 0
+            every = cfg["eval"]["every"]
+            if env.is_main and ((every and done % every == 0) or done == tc["steps"]):
+                if ref is None:
+                    # the same real subset for every run and seed
+                    ref = RealReference(real_images(dataset, cfg["eval"]["real"], 0), extractor, device)
+                last_eval = _evaluate(cfg, G_ema, ref, extractor, run, done, device)
+                bar.write(f"step {done}: " + "  ".join(f"{k} {v:.4g}" for k, v in last_eval.items()
+                                                       if isinstance(v, float)))
+            stop = run.stop_requested or done == tc["steps"]
+            if stop or done % cfg["log"]["ckpt_every"] == 0:
+                run.save(_state(cfg, done, G, D, G_ema, optG, optD, last_eval))
+            if run.stop_requested:
+                bar.write(f"stopped at step {done}; continue with --resume")
+                break
+        bar.close()
+    dist.cleanup()
+    return last_eval
+
+
+def _accumulate(acc: dict, stats: dict) -> None:
+    for k, v in stats.items():
+        s, c = acc.get(k, (0.0, 0))
+        acc[k] = (s + float(v), c + 1)
+
+
+def _evaluate(cfg, G_ema, ref, extractor, run, step, device) -> dict:
+    ec = cfg["eval"]
+    standing_stats(G_ema, n_batches=ec["bn_batches"], batch=64, seed=cfg["seed"])
+    out_dir = run.dir / "eval" / f"{step:07d}"
+    ev = evaluate(G_ema, ref, out_dir, n=ec["samples"], seed=cfg["seed"], extractor=extractor, grid=ec["grid"],
+                  label=cfg["model"], device=device, kid_subsets=ec["kid_subsets"])
+    run.logger.scalars(step, {k: v for k, v in ev.scalars.items() if isinstance(v, float)}, prefix="eval")
+    if len(ev.samples):
+        from torchvision.utils import make_grid
+
+        nrow = max(1, int(math.isqrt(len(ev.samples))))
+        run.logger.image("eval/samples", make_grid((ev.samples + 1) / 2, nrow=nrow, padding=2), step, save=False)
+    return ev.scalars
+
+
+def _state(cfg, step, G, D, G_ema, optG, optD, metrics) -> dict:
+    return {"step": step, "config": cfg, "G_config": G.config, "G": G.state_dict(), "G_ema": G_ema.state_dict(),
+            "D": D.state_dict(), "optG": optG.state_dict(), "optD": optD.state_dict(), "metrics": metrics,
+            "rng": rng_state()}
+
+
+def _restore(state, G, D, G_ema, optG, optD, path) -> tuple[int, dict]:
+    from dehaze.errors import CheckpointError
+
+    if state.get("G_config") != G.config:
+        raise CheckpointError(f"{path}: the checkpoint's generator ({state.get('G_config')}) differs from "
+                              f"this config's ({G.config})")
+    old = (state.get("config") or {}).get("model")
+    if old is not None and old.startswith("ssd-") != isinstance(D, SSDDiscriminator):
+        raise CheckpointError(f"{path}: the checkpoint was trained as {old}, which has a different discriminator")
+    load_state_dict_checked(G, state["G"], "generator", path)
+    load_state_dict_checked(G_ema, state["G_ema"], "EMA generator", path)
+    load_state_dict_checked(D, state["D"], "discriminator", path)
+    optG.load_state_dict(state["optG"])
+    optD.load_state_dict(state["optD"])
+    return int(state["step"]), state.get("metrics") or {}
+
+
+# ---------------------------------------------------------------------------------------- CLI
+
+_SHORTCUTS = {  # flag -> config key
+    "model": "model", "feature": "feature", "data": "data.path", "data_root": "data.root",
+    "resolution": "data.resolution", "out": "out", "steps": "train.steps", "batch": "train.batch",
+    "n_dis": "train.n_dis", "width": "net.width", "seed": "seed", "device": "device", "threads": "threads",
+    "inception": "eval.inception", "eval_every": "eval.every", "samples": "eval.samples",
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="train_unconditional.py",
+                                description="Train an unconditional GAN (SNGAN / StyleGAN, with or without SSD).")
+    p.add_argument("--config", "-c", type=Path, default=None, help="YAML config (default: built-in defaults)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting, e.g. --set train.n_dis=2 (repeatable)")
+    p.add_argument("--model", choices=MODELS)
+    p.add_argument("--feature", choices=FEATURES, help="SSD spectral feature (default azimuthal)")
+    p.add_argument("--data", help="image folder, or cifar10 | cifar100 | stl10 (with --data-root)")
+    p.add_argument("--data-root", help="folder holding the torchvision data set's files (never downloaded)")
+    p.add_argument("--resolution", type=int, help="image size (SNGAN: 32, 48, 128)")
+    p.add_argument("--width", type=int, help="ngf = ndf = WIDTH (reduced-width runs)")
+    p.add_argument("--steps", type=int, help="generator steps")
+    p.add_argument("--batch", type=int, help="batch size per process")
+    p.add_argument("--n-dis", type=int, help="discriminator steps per generator step")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--device", help="auto | cpu | cuda[:N]")
+    p.add_argument("--inception", help="Inception-v3 weights file for FID/KID")
+    p.add_argument("--eval-every", type=int, help="steps between evaluations (0: at the end only)")
+    p.add_argument("--samples", type=int, help="generated images per evaluation")
+    p.add_argument("--out", help="run folder")
+    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CKPT",
+                   help="continue from OUT/last.pt (or from the checkpoint given)")
+    p.add_argument("--print-config", action="store_true", help="print the merged config and exit")
+    return p.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> dict:
+    """Defaults < YAML file < ``--set`` overrides < explicit flags (taken verbatim, not parsed as YAML)."""
+    cfg = load_config(args.config, args.overrides, DEFAULTS)
+    for flag, key in _SHORTCUTS.items():
+        v = getattr(args, flag, None)
+        if v is not None:
+            *parents, last = key.split(".")
+            node = cfg
+            for k in parents:
+                node = node[k]
+            node[last] = v
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+        if args.print_config:
+            import yaml
+
+            print(yaml.safe_dump(resolve_config(cfg), sort_keys=False))
+            return 0
+        train(cfg, resume=args.resume)
+    except DehazeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,532 @@
+"""Metrics for unconditional GANs: FID and KID (Inception-v3), and spectral metrics that need no weights.
+
+FID and KID
+-----------
+Features are the 2048-d pool3 activations of Inception-v3 for images resized (bilinear) to
+299×299 with pixel values in ``[-1, 1]``. FID is
+
+    ‖μ_r − μ_g‖² + Tr(Σ_r + Σ_g − 2 (Σ_r Σ_g)^½)
+
+with the matrix square root from :func:`scipy.linalg.sqrtm` (Heusel et al. 2017). KID is the
+unbiased MMD² with the kernel k(x, y) = (xᵀy / d + 1)³, averaged over random subsets
+(Bińkowski et al. 2018). Both accept any feature extractor (tests inject a small one).
+
+The Inception weights are never downloaded. They are looked up, in order, in ``--inception``
+/ ``eval.inception``, the ``DEHAZE_INCEPTION`` environment variable, then in
+``$TORCH_HOME/hub/checkpoints/`` (default ``~/.cache/torch/hub/checkpoints/``) under the names
+``pt_inception-2015-12-05-6726825d.pth`` (the FID Inception of pytorch-fid, ported from the
+TensorFlow original; numbers comparable with papers) and ``inception_v3_google-0cc3c7bd.pth``
+(torchvision's ImageNet weights; FIDs are then *not* comparable with published ones). When
+none is there, :func:`find_inception_weights` raises :class:`InceptionWeightsError` naming the
+files and the folder, and no number is printed.
+
+Spectral metrics (weights-free)
+-------------------------------
+All on the luma (ITU-R 601, :func:`dehaze.spectral.to_gray`) of images in ``[-1, 1]``, with
+the orthonormal centred 2-D FFT and the radius bins of :mod:`dehaze.spectral` (bin ``r`` =
+frequencies of ``r ≤ ρ < r+1`` cycles per short side; the DC bin is dropped, so a 32×32
+image has bins 1..22, where bins above 16 exist only in the spectrum's corners):
+
+- mean power spectrum ``P̄(r)``: the power ``|F|²`` averaged over each ring of each image,
+  then over images (unnormalised, so it is comparable across models; the reproduction
+  report's Fig. 3 is ``log10 P̄`` of real vs generated images);
+- **high-frequency spectral discrepancy** ``D_hf = mean_{r ≥ R/2} |log10 P̄_real(r) − log10 P̄_fake(r)|``
+  over the upper half of the ``R`` bins (for 32×32: radii 12..22 of bins 1..22), in decades (0.1 ≈ a 26 %
+  power ratio). ``D_all`` is the same over all bins. 0 means identical mean spectra.
+  ``D_hf`` splits into radii up to the Nyquist rate (``spec_hf_inner``, 12..16 for 32×32) and
+  the corners beyond it (``spec_corner``, 17..22);
+- the 2-D map ``|mean log|F_real|| − mean log|F_fake|||`` (the paper's Fig. 6; the paper
+  writes ``|E[F(real)] − E[F(fake)]|``, but a mean of complex coefficients cancels to ~0
+  away from DC, so we average the log magnitude, as its figure's colour scale suggests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from dehaze.errors import DehazeError, InputError
+from dehaze.spectral import log_magnitude_map, num_bins, radial_bins, to_gray
+
+__all__ = [
+    "INCEPTION_FILES", "INCEPTION_ENV", "InceptionWeightsError", "find_inception_weights", "InceptionFeatures",
+    "load_inception", "extract_features", "feature_statistics", "frechet_distance", "fid_from_features",
+    "kid_from_features", "fid_kid", "radial_power_spectrum", "mean_power_spectrum", "spectral_discrepancy",
+    "mean_log_magnitude", "spectrum_difference_map", "plot_power_spectra", "plot_spectrum_differences",
+    "save_image_grid",
+]
+
+INCEPTION_FILES = ("pt_inception-2015-12-05-6726825d.pth", "inception_v3_google-0cc3c7bd.pth")
+INCEPTION_ENV = "DEHAZE_INCEPTION"
+FEATURE_DIM = 2048
+
+
+class InceptionWeightsError(InputError):
+    """The Inception-v3 weights needed for FID/KID are not on this machine."""
+
+
+def _checkpoint_dir() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"  # honours $TORCH_HOME
+
+
+def find_inception_weights(path: str | Path | None = None) -> Path:
+    """The Inception weights file to use (see module docstring for the search order).
+
+    Raises:
+        InceptionWeightsError: nothing found; the message names the files and where to put them.
+    """
+    if path:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise InceptionWeightsError(f"Inception weights not found at {p} (given by --inception / eval.inception)")
+        return p
+    env = os.environ.get(INCEPTION_ENV)
+    if env:
+        p = Path(env).expanduser()
+        if not p.is_file():
+            raise InceptionWeightsError(f"Inception weights not found at {p} (given by ${INCEPTION_ENV})")
+        return p
+    folder = _checkpoint_dir()
+    for name in INCEPTION_FILES:
+        if (folder / name).is_file():
+            return folder / name
+    raise InceptionWeightsError(
+        f"FID/KID need Inception-v3 weights, and nothing is downloaded: put {INCEPTION_FILES[0]} (pytorch-fid's "
+        f"FID Inception) or {INCEPTION_FILES[1]} (torchvision's) into {folder}/, or pass --inception PATH "
+        f"(or set ${INCEPTION_ENV})")
+
+
+# ------------------------------------------------------------------------------------ Inception
+
+
+def _fid_blocks():
+    """pytorch-fid's variants of the Inception blocks (TensorFlow's pooling) for the FID weights."""
+    from torchvision.models import inception as tvi
+
+    class FIDInceptionA(tvi.InceptionA):
+        def _forward(self, x):
+            b5 = self.branch5x5_2(self.branch5x5_1(x))
+            b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+            bp = self.branch_pool(F.avg_pool2d(x, 3, 1, 1, count_include_pad=False))
+            return [self.branch1x1(x), b5, b3, bp]
+
+    class FIDInceptionC(tvi.InceptionC):
+        def _forward(self, x):
+            b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
+            bd = self.branch7x7dbl_1(x)
+            for layer in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5):
+                bd = layer(bd)
+            bp = self.branch_pool(F.avg_pool2d(x, 3, 1, 1, count_include_pad=False))
+            return [self.branch1x1(x), b7, bd, bp]
+
+    class FIDInceptionE(tvi.InceptionE):
+        pool = "avg"
+
+        def _forward(self, x):
+            b3 = self.branch3x3_1(x)
+            b3 = torch.cat([self.branch3x3_2a(b3), self.branch3x3_2b(b3)], 1)
+            bd = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+            bd = torch.cat([self.branch3x3dbl_3a(bd), self.branch3x3dbl_3b(bd)], 1)
+            if self.pool == "avg":
+                p = F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+            else:  # the last block of the TF graph max-pools (a bug kept for comparability)
+                p = F.max_pool2d(x, 3, 1, 1)
+            return [self.branch1x1(x), b3, bd, self.branch_pool(p)]
+
+    class FIDInceptionEMax(FIDInceptionE):
+        pool = "max"
+
+    return FIDInceptionA, FIDInceptionC, FIDInceptionE, FIDInceptionEMax
+
+
+def _inception_from_state(state: dict) -> nn.Module:
+    """An Inception-v3 built to fit ``state`` (FID variant if its classifier has 1008 outputs)."""
+    from torchvision.models import inception as tvi
+
+    state = {k: v for k, v in state.items() if not k.startswith("AuxLogits.")}
+    fc = state.get("fc.weight")
+    if fc is None:
+        raise InceptionWeightsError("the Inception weights file has no 'fc.weight': not an Inception-v3 state dict")
+    net = tvi.Inception3(num_classes=fc.shape[0], aux_logits=False, transform_input=False, init_weights=False)
+    if fc.shape[0] == 1008:
+        a, c, e, e_max = _fid_blocks()
+        net.Mixed_5b, net.Mixed_5c, net.Mixed_5d = a(192, 32), a(256, 64), a(288, 64)
+        net.Mixed_6b, net.Mixed_6c = c(768, 128), c(768, 160)
+        net.Mixed_6d, net.Mixed_6e = c(768, 160), c(768, 192)
+        net.Mixed_7b, net.Mixed_7c = e(1280), e_max(2048)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise InceptionWeightsError(f"the Inception weights do not fit Inception-v3: {str(exc).splitlines()[0]}") \
+            from None
+    return net.eval()
+
+
+class InceptionFeatures(nn.Module):
+    """Inception-v3 pool3 features: ``(B, 3, H, W)`` in ``[-1, 1]`` → ``(B, 2048)``.
+
+    Built by :func:`load_inception`; ``net`` may also be a randomly initialised Inception3
+    (tests). Inputs are resized to 299×299 bilinearly.
+    """
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net.eval()
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected images (B, 3, H, W), got {tuple(x.shape)}")
+        n = self.net
+        x = F.interpolate(x.float(), size=(299, 299), mode="bilinear", align_corners=False)
+        for name in ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1",
+                     "Conv2d_4a_3x3", "maxpool2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b",
+                     "Mixed_6c", "Mixed_6d", "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c"):
+            x = getattr(n, name)(x)
+        return F.adaptive_avg_pool2d(x, 1).flatten(1)
+
+
+def load_inception(path: str | Path | None = None, device: torch.device | str = "cpu") -> InceptionFeatures:
+    """The pool3 feature extractor from a local weights file (never downloads; see module docstring)."""
+    file = find_inception_weights(path)
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InceptionWeightsError(f"cannot read Inception weights {file}: {exc.__class__.__name__}") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    return InceptionFeatures(_inception_from_state(state)).to(device)
+
+
+# ------------------------------------------------------------------------------------ FID / KID
+
+Images = torch.Tensor | Iterable[torch.Tensor]
+
+
+def _batches(images: Images, batch: int) -> Iterable[torch.Tensor]:
+    if isinstance(images, torch.Tensor):
+        for i in range(0, images.shape[0], batch):
+            yield images[i:i + batch]
+    else:
+        yield from images
+
+
+@torch.no_grad()
+def extract_features(images: Images, extractor: Callable[[torch.Tensor], torch.Tensor], batch: int = 50,
+                     device: torch.device | str = "cpu") -> np.ndarray:
+    """Features ``(N, d)`` (float64) of images in ``[-1, 1]`` (a tensor or an iterable of batches)."""
+    out = [extractor(x.to(device)).double().cpu().numpy() for x in _batches(images, batch)]
+    if not out:
+        raise InputError("no images to compute features of")
+    return np.concatenate(out)
+
+
+def feature_statistics(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance (``ddof=1``) of features ``(N, d)``."""
+    feats = np.asarray(feats, dtype=np.float64)
+    if feats.ndim != 2 or feats.shape[0] < 2:
+        raise ValueError(f"need features of shape (N >= 2, d), got {feats.shape}")
+    return feats.mean(axis=0), np.cov(feats, rowvar=False)
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                     eps: float = 1e-6) -> float:
+    """Fréchet distance between two Gaussians (the FID formula), via :func:`scipy.linalg.sqrtm`.
+
+    When the product of covariances is singular, ``eps·I`` is added to both (as pytorch-fid).
+
+    Example:
+        >>> frechet_distance(np.zeros(2), np.eye(2), np.ones(2), 4 * np.eye(2))  # 2 + 2·(2-1)²
+        4.0
+    """
+    from scipy import linalg
+
+    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
+    s1, s2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
+    if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.size, mu1.size):
+        raise ValueError(f"mismatched statistics: mu {mu1.shape} / {mu2.shape}, sigma {s1.shape} / {s2.shape}")
+    diff = mu1 - mu2
+    with warnings.catch_warnings():  # a singular product is handled below
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(s1.dot(s2))
+    if not np.isfinite(covmean).all():
+        offset = np.eye(s1.shape[0]) * eps
+        covmean = linalg.sqrtm((s1 + offset).dot(s2 + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise ValueError(f"matrix square root has a large imaginary part ({np.abs(covmean.imag).max():.3g})")
+        covmean = covmean.real
+    return float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def fid_from_features(real: np.ndarray, fake: np.ndarray) -> float:
+    """FID between two feature sets ``(N, d)``."""
+    return frechet_distance(*feature_statistics(real), *feature_statistics(fake))
+
+
+def _mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
+    d = x.shape[1]
+    kxx = (x @ x.T / d + 1) ** 3
+    kyy = (y @ y.T / d + 1) ** 3
+    kxy = (x @ y.T / d + 1) ** 3
+    m, n = x.shape[0], y.shape[0]
+    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+                 - 2 * kxy.mean())
+
+
+def kid_from_features(real: np.ndarray, fake: np.ndarray, n_subsets: int = 100, subset_size: int = 1000,
+                      seed: int = 0) -> tuple[float, float]:
+    """KID: unbiased MMD² with the cubic polynomial kernel, mean and std over random subsets.
+
+    The subset size is capped at the smaller set's size.
+    """
+    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    m = min(subset_size, real.shape[0], fake.shape[0])
+    if m < 2:
+        raise ValueError("KID needs at least 2 samples in each set")
+    rng = np.random.default_rng(seed)
+    vals = [_mmd2_unbiased(real[rng.choice(real.shape[0], m, replace=False)],
+                           fake[rng.choice(fake.shape[0], m, replace=False)]) for _ in range(n_subsets)]
+    return float(np.mean(vals)), float(np.std(vals))
+
+
+def fid_kid(real: Images, fake: Images, extractor: Callable[[torch.Tensor], torch.Tensor], batch: int = 50,
+            device: torch.device | str = "cpu", kid_subsets: int = 100, kid_subset_size: int = 1000) -> dict:
+    """FID and KID (mean, std) of two image sets in ``[-1, 1]`` with the given feature extractor."""
+    fr = extract_features(real, extractor, batch, device)
+    ff = extract_features(fake, extractor, batch, device)
+    kid, kid_std = kid_from_features(fr, ff, kid_subsets, kid_subset_size)
+    return {"fid": fid_from_features(fr, ff), "kid": kid, "kid_std": kid_std, "n_real": len(fr), "n_fake": len(ff)}
+
+
+# ------------------------------------------------------------------------------------ spectra
+
+
+def _check_images(x: torch.Tensor) -> None:
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"expected images (B, 1 or 3, H, W), got {getattr(x, 'shape', type(x))}")
+
+
+def radial_power_spectrum(x: torch.Tensor) -> torch.Tensor:
+    """Ring-mean power ``|F|²`` of each image's luma: ``(B, R)``, ``R = num_bins(H, W)``, unnormalised.
+
+    Example:
+        >>> radial_power_spectrum(torch.rand(2, 3, 32, 32) * 2 - 1).shape
+        torch.Size([2, 22])
+    """
+    _check_images(x)
+    h, w = x.shape[-2:]
+    f = torch.fft.fftshift(torch.fft.fft2(to_gray(x.float()), norm="ortho"), dim=(-2, -1))
+    power = (f.real ** 2 + f.imag ** 2).reshape(x.shape[0], -1).double()
+    idx, counts, n = radial_bins(h, w, power.device)
+    sums = power.new_zeros(x.shape[0], n).index_add_(1, idx, power)
+    return (sums / counts)[:, 1:]  # drop DC
+
+
+def mean_power_spectrum(images: Images, batch: int = 500) -> np.ndarray:
+    """``P̄(r)``: :func:`radial_power_spectrum` averaged over all images → ``(R,)`` float64."""
+    total, n = None, 0
+    for x in _batches(images, batch):
+        p = radial_power_spectrum(x).sum(0)
+        total = p if total is None else total + p
+        n += x.shape[0]
+    if not n:
+        raise InputError("no images to compute a spectrum of")
+    return (total / n).cpu().numpy()
+
+
+def spectral_discrepancy(p_real: np.ndarray, p_fake: np.ndarray, start: float = 0.5,
+                         nyquist: int | None = None) -> dict:
+    """``D_hf`` (bins from ``start·R`` on) and ``D_all``: mean |log10 P̄_real − log10 P̄_fake| (decades).
+
+    With ``nyquist`` (the short side / 2, in bins), ``D_hf`` is also split into the part inside
+    the Nyquist circle (``spec_hf_inner``: radii up to ``nyquist``) and the corners beyond it
+    (``spec_corner``), which only the diagonal frequencies reach.
+
+    Example:
+        >>> spectral_discrepancy(np.ones(4), np.array([1.0, 1.0, 10.0, 10.0]))
+        {'spec_hf': 1.0, 'spec_all': 0.5}
+        >>> spectral_discrepancy(np.ones(4), np.array([1.0, 1.0, 1.0, 10.0]), nyquist=3)["spec_corner"]
+        1.0
+    """
+    p_real, p_fake = np.asarray(p_real, np.float64), np.asarray(p_fake, np.float64)
+    if p_real.shape != p_fake.shape or p_real.ndim != 1:
+        raise ValueError(f"spectra must be 1-D of equal length, got {p_real.shape} and {p_fake.shape}")
+    d = np.abs(np.log10(p_real + 1e-20) - np.log10(p_fake + 1e-20))  # d[i] is radius bin i + 1
+    k = int(math.floor(start * d.size))
+    out = {"spec_hf": float(d[k:].mean()), "spec_all": float(d.mean())}
+    if nyquist is not None and k < nyquist < d.size:
+        out["spec_hf_inner"] = float(d[k:nyquist].mean())
+        out["spec_corner"] = float(d[nyquist:].mean())
+    return out
+
+
+def mean_log_magnitude(images: Images, batch: int = 500) -> np.ndarray:
+    """Mean over images of the centred log-magnitude spectrum ``log|F|`` of the luma → ``(H, W)``."""
+    total, n = None, 0
+    for x in _batches(images, batch):
+        m = log_magnitude_map(x.float(), normalize=False)[:, 0].double().sum(0)
+        total = m if total is None else total + m
+        n += x.shape[0]
+    if not n:
+        raise InputError("no images to compute a spectrum of")
+    return (total / n).cpu().numpy()
+
+
+def spectrum_difference_map(real: Images, fake: Images) -> np.ndarray:
+    """``|mean log|F(real)| − mean log|F(fake)||`` as an ``(H, W)`` array (the paper's Fig. 6)."""
+    return np.abs(mean_log_magnitude(real) - mean_log_magnitude(fake))
+
+
+# ------------------------------------------------------------------------------------ figures and files
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save_fig(fig, path: str | Path) -> None:
+    from dehaze.train.checkpoint import atomic_write_bytes
+
+    path = Path(path)
+    atomic_write_bytes(path, lambda f: fig.savefig(f, format=path.suffix.lstrip(".") or "png", dpi=110,
+                                                   bbox_inches="tight"))
+    _plt().close(fig)
+
+
+def plot_power_spectra(real: np.ndarray, fakes: dict[str, np.ndarray | tuple[np.ndarray, np.ndarray]],
+                       size: int, path: str | Path | None = None, title: str = ""):
+    """Fig. 3 of the reproduction report: ``log10 P̄(r)`` of real images and of each model.
+
+    Args:
+        real: ``P̄_real`` ``(R,)``.
+        fakes: name → ``P̄`` or ``(mean, std)`` of ``log10 P̄`` over seeds (drawn as a band).
+        size: the short image side (frequencies are shown in units of the Nyquist rate ``size/2``).
+        path: write a PNG (atomically) when given; otherwise return the figure.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    f = np.arange(1, len(real) + 1) / (size / 2)
+    ax.plot(f, np.log10(real), color="black", lw=2, label="real")
+    for name, v in fakes.items():
+        if isinstance(v, tuple):
+            mean, std = v
+            line, = ax.plot(f, mean, lw=1.5, label=name)
+            ax.fill_between(f, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+        else:
+            ax.plot(f, np.log10(v), lw=1.5, label=name)
+    ax.axvline(f[len(f) // 2], color="grey", ls=":", lw=1)
+    ax.text(f[len(f) // 2], ax.get_ylim()[1], " D_hf band →", va="top", fontsize=8, color="grey")
+    ax.set(xlabel="spatial frequency (1 = Nyquist)", ylabel="log10 mean power", title=title or "mean power spectrum")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    if path is None:
+        return fig
+    _save_fig(fig, path)
+    return None
+
+
+def plot_spectrum_differences(maps: dict[str, np.ndarray], path: str | Path | None = None, title: str = ""):
+    """Fig. 6 of the paper: one panel per model of ``|mean log|F_real|| − mean log|F_fake|||``, common scale."""
+    plt = _plt()
+    n = max(len(maps), 1)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n + 0.8, 3.2), squeeze=False)
+    vmax = max(float(m.max()) for m in maps.values()) if maps else 1.0
+    im = None
+    for ax, (name, m) in zip(axes[0], maps.items()):
+        im = ax.imshow(m, cmap="viridis", vmin=0, vmax=vmax)
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if im is not None:
+        fig.colorbar(im, ax=axes[0].tolist(), fraction=0.046, pad=0.04, label="|Δ mean log|F||")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    if path is None:
+        return fig
+    _save_fig(fig, path)
+    return None
+
+
+def save_image_grid(images: torch.Tensor, path: str | Path, nrow: int = 8) -> None:
+    """Write images in ``[-1, 1]`` as one PNG grid (atomically, through :mod:`dehaze.io`)."""
+    from torchvision.utils import make_grid
+
+    from dehaze.io import Photo, write_photo
+
+    _check_images(images)
+    grid = make_grid((images.float().clamp(-1, 1) + 1) / 2, nrow=nrow, padding=2, pad_value=1.0)
+    rgb = grid.permute(1, 2, 0).cpu().numpy().astype(np.float32)
+    write_photo(path, Photo(rgb=rgb, alpha=None, bit_depth=8, grayscale=False, format="PNG"), fmt="PNG")
+
+
+# ------------------------------------------------------------------------------------ command line
+
+
+def _load_folder(path: str, limit: int, size: int | None) -> torch.Tensor:
+    from dehaze.gan.data import ImageFolder
+
+    ds = ImageFolder(path, resolution=size)
+    n = len(ds) if not limit else min(limit, len(ds))
+    return torch.stack([ds[i] for i in range(n)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m dehaze.gan_metrics REAL_DIR FAKE_DIR [--fid] [--inception PATH] [--out DIR]``."""
+    p = argparse.ArgumentParser(
+        prog="python -m dehaze.gan_metrics",
+        description="Spectral discrepancy (always) and FID/KID (--fid) of two image folders.",
+        epilog=f"Inception weights (never downloaded): --inception PATH, else ${INCEPTION_ENV}, else "
+               f"{INCEPTION_FILES[0]} or {INCEPTION_FILES[1]} in $TORCH_HOME/hub/checkpoints/ "
+               f"(here: {_checkpoint_dir()}/).")
+    p.add_argument("real", help="folder of real images (sub-folders allowed)")
+    p.add_argument("fake", help="folder of generated images")
+    p.add_argument("--fid", action="store_true", help="also compute FID and KID (needs Inception weights)")
+    p.add_argument("--inception", help="Inception-v3 weights file (see the module docs for the search order)")
+    p.add_argument("--size", type=int, default=None, help="resize both sets to SIZE×SIZE (default: as read)")
+    p.add_argument("--limit", type=int, default=0, help="use at most this many images of each folder")
+    p.add_argument("--out", help="write the spectrum plot and difference map into this folder")
+    args = p.parse_args(argv)
+    try:
+        extractor = load_inception(args.inception) if args.fid else None  # fail before any work
+        real = _load_folder(args.real, args.limit, args.size)
+        fake = _load_folder(args.fake, args.limit, args.size)
+        if real.shape[-2:] != fake.shape[-2:]:
+            raise InputError(f"real images are {tuple(real.shape[-2:])} but fake ones {tuple(fake.shape[-2:])}; "
+                             "pass --size")
+        pr, pf = mean_power_spectrum(real), mean_power_spectrum(fake)
+        res = spectral_discrepancy(pr, pf, nyquist=min(real.shape[-2:]) // 2)
+        if extractor is not None:
+            res.update(fid_kid(real, fake, extractor))
+        if args.out:
+            out = Path(args.out)
+            plot_power_spectra(pr, {"fake": pf}, min(real.shape[-2:]), out / "power_spectrum.png")
+            plot_spectrum_differences({"fake": spectrum_difference_map(real, fake)}, out / "spectrum_difference.png")
+    except DehazeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(f"bins={num_bins(*real.shape[-2:])} n_real={len(real)} n_fake={len(fake)}")
+    for k, v in res.items():
+        print(f"{k}: {v:.6g}" if isinstance(v, float) else f"{k}: {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
