@@ -78,17 +78,24 @@ def main() -> None:
         "--threads", type=int, default=len(os.sched_getaffinity(0)), help="CPU threads for every method"
     )
     p.add_argument("--skip-memory", action="store_true", help="skip the 4096x2160 peak-memory run")
+    p.add_argument("--card", type=Path, help="take the generator's architecture from a model card "
+                   "(e.g. models/dehaze-default.json) instead of --width/--depth/--norm")
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    G = UNetGenerator(width=args.width, depth=args.depth, norm=args.norm).eval()
+    if args.card:
+        import json
+
+        G = UNetGenerator(**json.loads(args.card.read_text())["G_config"]).eval()
+    else:
+        G = UNetGenerator(width=args.width, depth=args.depth, norm=args.norm).eval()
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = Path(tmp) / "bench.pt"
         torch.save({"G": G.state_dict(), "G_config": G.config, "config": {}, "step": 0, "metrics": {}}, ckpt)
         card = export_onnx(ckpt, Path(tmp) / "bench.onnx")
         print(
-            f"UNetGenerator width={args.width} depth={args.depth}: {count_parameters(G) / 1e6:.2f} M parameters, "
+            f"UNetGenerator {G.config}: {count_parameters(G) / 1e6:.2f} M parameters, "
             f"ONNX parity {card['parity']['max_abs_error']:.1e}; threads={args.threads}, tile={args.tile}, "
             f"{os.cpu_count()} CPUs seen, best of {args.repeats}"
         )

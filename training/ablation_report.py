@@ -97,13 +97,15 @@ def main() -> int:
     p.add_argument("--checkpoint", default="last.pt", help="checkpoint file name in each run folder")
     p.add_argument("--baselines", default="dcp,hazy")
     p.add_argument("--limit", type=int, help="only the first N pairs of each set (quick checks)")
+    p.add_argument("--threads", type=int, help="CPU threads per model (default: all available cores)")
     args = p.parse_args()
     try:
         args.out.mkdir(parents=True, exist_ok=True)
         modes = [m for m in args.modes.split(",") if m]
         report, curves = {}, {}
         for set_dir in args.sets:
-            methods = {m: Recorder(get_method("model", args.runs / m / args.checkpoint)) for m in modes}
+            methods = {m: Recorder(get_method("model", args.runs / m / args.checkpoint, threads=args.threads))
+                       for m in modes}
             methods.update({b: Recorder(get_method(b)) for b in args.baselines.split(",") if b})
             name = set_dir.name
             print(f"evaluating {len(methods)} methods on {set_dir}", file=sys.stderr)
