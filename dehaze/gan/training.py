@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 import torch.distributed as tdist
 
-from dehaze.errors import ConfigError, DehazeError
+from dehaze.errors import ConfigError, run_reporting_errors
 from dehaze.gan import build_nets
 from dehaze.gan.data import StepBatchSampler, load_dataset
 from dehaze.gan.evaluate import RealReference, evaluate, real_images, standing_stats
@@ -497,20 +497,17 @@ def config_from_args(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        cfg = config_from_args(args)
-        if args.print_config:
-            import yaml
+    return run_reporting_errors(_run, args)
 
-            print(yaml.safe_dump(resolve_config(cfg), sort_keys=False))
-            return 0
-        train(cfg, resume=args.resume)
-    except DehazeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(resolve_config(cfg), sort_keys=False))
+        return 0
+    train(cfg, resume=args.resume)
     return 0
 
 
