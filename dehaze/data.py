@@ -65,6 +65,15 @@ _SHOW = 5  # unmatched file names shown in an error message
 # ----------------------------------------------------------------------------- listing and pairing
 
 
+def _require_folder(root: str | Path) -> Path:
+    root = Path(root)
+    if not root.exists():
+        raise InputError(f"{root}: no such folder")
+    if not root.is_dir():
+        raise InputError(f"{root}: is a file, not a folder")
+    return root
+
+
 def list_images(root: str | Path, recursive: bool = True) -> list[Path]:
     """Image files under ``root``, sorted; found by extension (:data:`IMAGE_EXTENSIONS`, any case).
 
@@ -77,11 +86,7 @@ def list_images(root: str | Path, recursive: bool = True) -> list[Path]:
         ...
         dehaze.errors.InputError: /no/such/folder: no such folder
     """
-    root = Path(root)
-    if not root.exists():
-        raise InputError(f"{root}: no such folder")
-    if not root.is_dir():
-        raise InputError(f"{root}: is a file, not a folder")
+    root = _require_folder(root)
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -164,11 +169,7 @@ def find_pairs(root: str | Path) -> list[tuple[Path, Path]]:
         ...
         dehaze.errors.InputError: /no/such/folder: no such folder
     """
-    root = Path(root)
-    if not root.exists():
-        raise InputError(f"{root}: no such folder")
-    if not root.is_dir():
-        raise InputError(f"{root}: is a file, not a folder")
+    root = _require_folder(root)
     hazy_dirs = _find_subdir(root, HAZY_DIRS)
     if len(hazy_dirs) > 1:
         raise InputError(f"{root}: several hazy folders ({_names(hazy_dirs, root)}); keep one")
