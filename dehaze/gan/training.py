@@ -25,6 +25,7 @@ import argparse
 import math
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -253,12 +254,18 @@ def discriminator_step(G, D, optD, real: torch.Tensor, cfg: dict, r1: bool = Fal
         pen = r1_penalty(spatial(out_r), real)
         loss = loss + 0.5 * lc["r1_gamma"] * lc["r1_every"] * pen  # lazy regularisation
         stats["loss/R1"] = pen.item()
-    optD.zero_grad(set_to_none=True)
+    _update(D, optD, loss, env)
+    return stats
+
+
+def _update(module: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor,
+            env: dist.DistEnv | None) -> None:
+    """Backward, average gradients over ranks (when distributed), step."""
+    opt.zero_grad(set_to_none=True)
     loss.backward()
     if env is not None:
-        _sync_grads(D, env)
-    optD.step()
-    return stats
+        _sync_grads(module, env)
+    opt.step()
 
 
 def generator_step(G, D, optG, real: torch.Tensor, cfg: dict, env: dist.DistEnv | None = None) -> dict:
@@ -274,11 +281,7 @@ def generator_step(G, D, optG, real: torch.Tensor, cfg: dict, env: dist.DistEnv 
             reg = spectral_regularizer(fake, real, paired=False, drop_high=cfg["net"]["drop_high"])
             loss = loss + cfg["loss"]["reg_weight"] * reg
             stats["loss/G_spec"] = reg.item()
-        optG.zero_grad(set_to_none=True)
-        loss.backward()
-        if env is not None:
-            _sync_grads(G, env)
-        optG.step()
+        _update(G, optG, loss, env)
     finally:
         D.requires_grad_(True)
     return stats
@@ -388,11 +391,8 @@ def train(cfg: dict, resume: bool | str = False) -> dict:
                 last_eval = _evaluate(cfg, G_ema, ref, extractor, run, done, device)
                 bar.write(f"step {done}: " + "  ".join(f"{k} {v:.4g}" for k, v in last_eval.items()
                                                        if isinstance(v, float)))
-            stop = run.stop_requested or done == tc["steps"]
-            if stop or done % cfg["log"]["ckpt_every"] == 0:
-                run.save(_state(cfg, done, G, D, G_ema, optG, optD, last_eval))
-            if run.stop_requested:
-                bar.write(f"stopped at step {done}; continue with --resume")
+            if run.end_step(done, tc["steps"], cfg["log"]["ckpt_every"],
+                            partial(_state, cfg, done, G, D, G_ema, optG, optD, last_eval), say=bar.write):
                 break
         bar.close()
     dist.cleanup()

@@ -19,6 +19,7 @@ import argparse
 import math
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -218,9 +219,14 @@ def d_inputs(cfg: dict, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.T
 
 
 @torch.no_grad()
-def validate(G: torch.nn.Module, val_sets: dict[str, list[dict]], device: torch.device) -> dict:
-    """PSNR, SSIM and spectral distance of G's outputs (and of the hazy inputs) per folder."""
+def validate(G: torch.nn.Module, val_sets: dict[str, list[dict]], device: torch.device,
+             grid_images: int = 4) -> dict:
+    """PSNR, SSIM and spectral distance of G's outputs (and of the hazy inputs) per folder.
+
+    The image grid shows hazy / output / ground truth for ``grid_images`` pairs, spread over the folders.
+    """
     G.eval()
+    per_set = max(1, grid_images // max(1, len(val_sets)))
     stats, curves, grid = {}, {}, []
     for name, items in val_sets.items():
         rows = {"psnr": [], "ssim": [], "spec": [], "psnr_hazy": [], "ssim_hazy": []}
@@ -237,7 +243,7 @@ def validate(G: torch.nn.Module, val_sets: dict[str, list[dict]], device: torch.
             rows["ssim_hazy"].append(ssim(hz, gt).item())
             spec_out.append(azimuthal_spectrum(out * 2 - 1, normalize=False)[0].cpu())
             spec_gt.append(azimuthal_spectrum(gt * 2 - 1, normalize=False)[0].cpu())
-            if len(grid) < 3 * 4 and len(spec_out) <= 2:
+            if len(spec_out) <= per_set:
                 grid += [_thumb(hz[0]), _thumb(out[0]), _thumb(gt[0])]
         for k, v in rows.items():
             stats[f"{name}/{k}"] = float(np.mean(v))
@@ -379,7 +385,7 @@ def train(cfg: dict, resume: bool | str = False) -> dict:
                 bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in row.items() if k.startswith("loss/")})
             is_val = val_sets and (done % cfg["val"]["every"] == 0 or done == tc["steps"])
             if is_val:
-                v = validate(G_ema, val_sets, device)
+                v = validate(G_ema, val_sets, device, cfg["val"]["grid_images"])
                 last_val = v["scalars"]
                 run.logger.scalars(done, last_val, prefix="val")
                 run.logger.figure("val/spectrum", spectrum_figure(v["curves"], done), done)
@@ -390,13 +396,9 @@ def train(cfg: dict, resume: bool | str = False) -> dict:
                                                        if k.endswith(("/psnr", "/ssim", "psnr_hazy"))))
             is_best = bool(is_val) and last_val.get("psnr", -math.inf) > best
             best = max(best, last_val.get("psnr", -math.inf)) if is_val else best
-            stop = run.stop_requested or done == tc["steps"]
-            if stop or is_best or done % cfg["log"]["ckpt_every"] == 0:
-                snap = bool(cfg["log"]["snapshot_every"]) and done % cfg["log"]["snapshot_every"] == 0
-                run.save(_state(cfg, done, G, D, G_ema, optG, optD, scaler, best, last_val), best=is_best,
-                         snapshot=snap)
-            if run.stop_requested:
-                bar.write(f"stopped at step {done}; resume with --resume")
+            if run.end_step(done, tc["steps"], cfg["log"]["ckpt_every"],
+                            partial(_state, cfg, done, G, D, G_ema, optG, optD, scaler, best, last_val),
+                            best=is_best, snapshot_every=cfg["log"]["snapshot_every"], say=bar.write):
                 break
         bar.close()
     dist.cleanup()

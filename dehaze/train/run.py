@@ -64,6 +64,18 @@ class Run:
         if snapshot:
             save_checkpoint(self.dir / f"snapshot-{int(state.get('step', 0)):07d}.pt", state)
 
+    def end_step(self, step: int, total: int, every: int, make_state, best: bool = False,
+                 snapshot_every: int = 0, say=print) -> bool:
+        """Checkpoint after ``step`` when due (every ``every`` steps, at the end, on a new best, on a
+        stop request) and tell the loop whether to stop. ``make_state()`` builds the state only then."""
+        stopping = self.stop_requested or step >= total
+        if stopping or best or step % every == 0:
+            snap = bool(snapshot_every) and step % snapshot_every == 0
+            self.save(make_state(), best=best, snapshot=snap)
+        if self.stop_requested:
+            say(f"stopped at step {step}; resume with --resume")
+        return stopping
+
     # -- stopping ----------------------------------------------------------------------------
     def __enter__(self) -> Run:
         def request_stop(signum, frame):  # finish the step, checkpoint, exit cleanly
