@@ -431,6 +431,8 @@ class SyntheticHazeDataset(_SeededDataset):
         seed: base seed.
         cache: keep decoded photos in memory (per process; preloaded here, so forked workers share them).
         scale: ``random_resized_crop`` area range.
+        with_asm: also return the synthesised airlight ``A`` (3,) and transmission ``t`` (1, H, W),
+            to supervise a generator with the ``asm`` head.
 
     Example:
         >>> from dehaze.haze import haze_preset
@@ -448,6 +450,7 @@ class SyntheticHazeDataset(_SeededDataset):
         seed: int = 0,
         cache: bool = False,
         scale: tuple[float, float] = (0.25, 1.0),
+        with_asm: bool = False,
     ) -> None:
         if isinstance(clean_roots, (str, Path)):
             clean_roots = [clean_roots]
@@ -461,7 +464,7 @@ class SyntheticHazeDataset(_SeededDataset):
             if not found:
                 raise InputError(f"{root}: no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
             self.files += found
-        self.crop, self.synth, self.seed, self.scale = crop, synth, seed, scale
+        self.crop, self.synth, self.seed, self.scale, self.with_asm = crop, synth, seed, scale, with_asm
         self.samples_per_epoch = samples_per_epoch
         self.cache: dict[int, np.ndarray] | None = None
         if cache:
@@ -482,6 +485,10 @@ class SyntheticHazeDataset(_SeededDataset):
         if rng.random() < 0.5:
             clear = clear[:, ::-1]
         clear = _float01(np.ascontiguousarray(clear))
-        hazy, meta = synthesize_haze(clear, rng, self.synth)
-        meta = {k: meta[k] for k in ("A", "beta", "prior", "mean_t")}
-        return {"hazy": to_tensor(hazy), "clear": to_tensor(clear), "name": self.files[i].stem, "meta": meta}
+        hazy, meta = synthesize_haze(clear, rng, self.synth, return_transmission=self.with_asm)
+        item = {"hazy": to_tensor(hazy), "clear": to_tensor(clear), "name": self.files[i].stem}
+        if self.with_asm:
+            item["A"] = torch.tensor(meta["A"], dtype=torch.float32)
+            item["t"] = torch.from_numpy(meta["transmission"])[None]
+        item["meta"] = {k: meta[k] for k in ("A", "beta", "prior", "mean_t")}
+        return item

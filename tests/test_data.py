@@ -318,6 +318,18 @@ def test_synthetic_items(clean_dir):
     assert len(SyntheticHazeDataset(clean_dir, 64, haze_preset("indoor"), samples_per_epoch=10)) == 10
 
 
+def test_synthetic_items_with_airlight_and_transmission(clean_dir):
+    plain = SyntheticHazeDataset([clean_dir], 64, haze_preset("mixed"), seed=3)[1]
+    item = SyntheticHazeDataset([clean_dir], 64, haze_preset("mixed"), seed=3, with_asm=True)[1]
+    assert torch.equal(item["hazy"], plain["hazy"])  # same draw, two more fields
+    assert item["A"].shape == (3,) and item["t"].shape == (1, 64, 64)
+    assert item["A"].tolist() == pytest.approx(item["meta"]["A"])
+    assert 0 < item["t"].min() and item["t"].max() <= 1
+    J, hazy = (item["clear"] + 1) / 2, (item["hazy"] + 1) / 2
+    model = J * item["t"] + item["A"][:, None, None] * (1 - item["t"])  # I = J·t + A·(1 − t)
+    assert torch.allclose(model.clamp(0, 1), hazy, atol=1e-4)  # meta A is rounded to 4 decimals
+
+
 def test_synthetic_deterministic_for_a_seed(clean_dir):
     a = SyntheticHazeDataset([clean_dir], 48, haze_preset("mixed"), samples_per_epoch=6, seed=5)
     b = SyntheticHazeDataset([clean_dir], 48, haze_preset("mixed"), samples_per_epoch=6, seed=5)

@@ -131,7 +131,11 @@ class UNetGenerator(nn.Module):
             conv = last.op if isinstance(last.op, nn.Conv2d | nn.ConvTranspose2d) else last.op[1]
             nn.init.constant_(conv.bias, 2.2)  # σ(2.2) ≈ 0.9: start close to the identity
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, return_asm: bool = False):
+        """The restored image in [-1, 1]; with ``return_asm`` (``asm`` head only) also ``t`` (B, 1, H, W)
+        and ``A`` (B, 3, 1, 1), both in [0, 1], for supervising the physical decomposition."""
+        if return_asm and self.head != "asm":
+            raise ValueError("return_asm=True needs head='asm'")
         if x.dim() != 4 or x.shape[1] != self.config["in_channels"]:
             raise ValueError(f"expected (B, {self.config['in_channels']}, H, W), got {tuple(x.shape)}")
         xp, h, w = pad_to_multiple(x, self.multiple)
@@ -151,6 +155,8 @@ class UNetGenerator(nn.Module):
             A = 0.5 + 0.5 * torch.sigmoid(self.airlight(bottleneck.mean(dim=(2, 3))))[..., None, None]
             J = ((xp + 1) / 2 - A) / t + A
             y = J.clamp(0, 1) * 2 - 1
+            if return_asm:
+                return y[..., :h, :w], t[..., :h, :w], A
         else:
             y = (xp + y).clamp(-1, 1) if self.residual else torch.tanh(y)
         return y[..., :h, :w]

@@ -92,6 +92,8 @@ DEFAULTS: dict = {
         "adv": 1.0,  # weight of the adversarial term
         "freq_l1": 0.0,  # optional frequency-domain L1
         "spectral_reg": 0.0,  # optional spectral regulariser (BCE of φ, paired)
+        "airlight": 0.0,  # asm head: L1 weight on A against the synthesised airlight
+        "transmission": 0.0,  # asm head: L1 weight on t against the synthesised transmission map
         "d_transform": "none",  # none | hff | hfc: high-frequency filter/confusion on D's input
         "hf_radius": 0.25,  # HFF/HFC cut-off as a fraction of the crop size
     },
@@ -126,9 +128,19 @@ def check_config(cfg: dict) -> None:
     for k in ("steps", "batch"):
         if int(cfg["train"][k]) < 1:
             raise ConfigError(f"train.{k} must be positive")
+    if asm_supervised(cfg):
+        if cfg["model"]["G"]["head"] != "asm":
+            raise ConfigError("loss.airlight / loss.transmission need model.G.head=asm")
+        if cfg["data"]["paired"]:
+            raise ConfigError("loss.airlight / loss.transmission need synthetic pairs only (data.paired has no A, t)")
     m = 2 ** int(cfg["model"]["G"]["depth"])
     if cfg["data"]["crop"] % m:
         raise ConfigError(f"data.crop={cfg['data']['crop']} must be a multiple of 2**depth = {m}")
+
+
+def asm_supervised(cfg: dict) -> bool:
+    """Whether the asm head's A and t are supervised with the synthesised ones."""
+    return bool(cfg["loss"]["airlight"] or cfg["loss"]["transmission"])
 
 
 # ---------------------------------------------------------------------------------------- data
@@ -144,7 +156,7 @@ def build_train_set(cfg: dict):
     if d["clean"]:
         parts.append(SyntheticHazeDataset(d["clean"], d["crop"], build_haze(d["haze"]),
                                           samples_per_epoch=d["samples_per_epoch"], seed=cfg["seed"],
-                                          cache=d["cache"]))
+                                          cache=d["cache"], with_asm=asm_supervised(cfg)))
     for root in d["paired"]:
         parts.append(PairedFolderDataset(root, crop=d["crop"], augment=True, seed=cfg["seed"]))
     return parts[0] if len(parts) == 1 else ConcatDataset(parts)
@@ -291,6 +303,7 @@ def train(cfg: dict, resume: bool | str = False) -> dict:
     dist.seed_all(cfg["seed"], env.rank)
     device, tc, lc = env.device, cfg["train"], cfg["loss"]
     use_amp = bool(cfg["amp"]) and device.type == "cuda"
+    sup_asm = asm_supervised(cfg)
 
     G, D = build_nets(cfg, device)
     G_ema = make_ema(G)
@@ -327,7 +340,7 @@ def train(cfg: dict, resume: bool | str = False) -> dict:
 
             # ---- G forward (once; D's step sees it detached)
             with autocast(device, use_amp):
-                fake = Gd(hazy)
+                fake, t, A = Gd(hazy, return_asm=True) if sup_asm else (Gd(hazy), None, None)
 
             # ---- D (and C) step
             if Dd is not None:
@@ -364,6 +377,11 @@ def train(cfg: dict, resume: bool | str = False) -> dict:
                 reg = spectral_regularizer(fake, clear, paired=True)
                 loss_G = loss_G + lc["spectral_reg"] * reg
                 stats["loss/G_spec"] = reg.item()
+            if sup_asm:  # the physical decomposition: A and t are not identifiable from J alone
+                err_A = (A.float().flatten(1) - batch["A"].to(device)).abs().mean()
+                err_t = (t.float() - batch["t"].to(device)).abs().mean()
+                loss_G = loss_G + lc["airlight"] * err_A + lc["transmission"] * err_t
+                stats["loss/G_A"], stats["loss/G_t"] = err_A.item(), err_t.item()
             optG.zero_grad(set_to_none=True)
             scaler.scale(loss_G).backward()
             scaler.step(optG)

@@ -73,5 +73,11 @@ def test_asm_head_inverts_the_scattering_model():
     out = (G(hazy * 2 - 1) + 1) / 2
     assert torch.allclose(out, clear, atol=1e-5)
     assert G.config["head"] == "asm"
+    J, t_map, A_pred = G(hazy * 2 - 1, return_asm=True)  # the decomposition, for supervising it
+    assert torch.equal(J, out * 2 - 1) or torch.allclose(J, out * 2 - 1)
+    assert t_map.shape == (1, 1, 24, 40) and torch.allclose(t_map, torch.full_like(t_map, t))
+    assert A_pred.shape == (1, 3, 1, 1) and torch.allclose(A_pred, torch.full_like(A_pred, A))
+    with pytest.raises(ValueError, match="head='asm'"):
+        UNetGenerator(width=4, depth=3)(hazy, return_asm=True)
     with pytest.raises(ValueError, match="head"):
         UNetGenerator(head="dcp")

@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from dehaze.errors import ConfigError
 from dehaze.train.config import load_config, read_config_file
 from dehaze.train.dehazing import DEFAULTS, DEFAULTS_FILE, MODES, main, train
 
@@ -80,6 +81,19 @@ def test_hinge_logit_and_hf_transforms_run(data, tmp_path):
                                                      "loss.d_transform": "hfc", "loss.spectral_reg": 1.0,
                                                      "loss.freq_l1": 1.0}))
     train(tiny_cfg(data, tmp_path / "b", "pix2pix", **{"loss.gan": "lsgan", "loss.d_transform": "hff"}))
+
+
+def test_asm_head_supervised_with_synthesised_airlight_and_transmission(data, tmp_path):
+    G = "{width: 4, depth: 3, max_width: 16, norm: batch, dropout: 0.0, upsample: bilinear, residual: false, head: asm, t_min: 0.05}"
+    train(tiny_cfg(data, tmp_path / "a", "ssd-phase", **{"model.G": G, "loss.airlight": 10.0,
+                                                           "loss.transmission": 5.0}))
+    rows = [r for r in (tmp_path / "a" / "stats.jsonl").read_text().splitlines() if "loss/G_A" in r]
+    assert len(rows) == 3 and '"loss/G_t"' in rows[0]
+    with pytest.raises(ConfigError, match="head=asm"):
+        train(tiny_cfg(data, tmp_path / "b", "l1", **{"loss.airlight": 1.0}))
+    with pytest.raises(ConfigError, match="synthetic pairs only"):
+        train(tiny_cfg(data, tmp_path / "c", "l1", **{"model.G": G, "loss.transmission": 1.0,
+                                                       "data.paired": f"[{data / 'val'}]"}))
 
 
 def _sd_equal(a: dict, b: dict) -> bool:
