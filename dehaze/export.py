@@ -26,6 +26,7 @@ import io
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -36,11 +37,15 @@ import torch.nn.functional as F
 from dehaze.errors import ConfigError, ParityError
 from dehaze.io import write_bytes_atomic
 
-__all__ = ["PadToMultiple", "export_onnx", "parity_check", "sha256_file", "write_card"]
+__all__ = ["AirlightIO", "PadToMultiple", "export_onnx", "parity_check", "sha256_file", "write_card"]
 
 MIN_OPSET = 18
 TOLERANCE = 1e-4
 IO_CONVENTION = {"layout": "NCHW", "color": "RGB", "range": [-1.0, 1.0], "dtype": "float32"}
+AIRLIGHT_IO = {
+    "input": "airlight: (N, 3) float32 RGB atmospheric light in [0, 1]; -1 = estimate it from this input",
+    "output": "airlight_used: (N, 3) the atmospheric light the output was restored with",
+}
 
 
 class PadToMultiple(nn.Module):
@@ -59,10 +64,32 @@ class PadToMultiple(nn.Module):
         self.net = net
         self.multiple = multiple
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, airlight: torch.Tensor | None = None):
         h, w = x.shape[-2:]
         x = F.pad(x, (0, (-w) % self.multiple, 0, (-h) % self.multiple), mode="replicate")
-        return self.net(x)[..., :h, :w]
+        y = self.net(x) if airlight is None else self.net(x, airlight)
+        if isinstance(y, tuple):  # (image, other outputs that are not images)
+            return (y[0][..., :h, :w], *y[1:])
+        return y[..., :h, :w]
+
+
+class AirlightIO(nn.Module):
+    """An ``asm``-head generator with the airlight as a second input and output.
+
+    ``forward(x, airlight)`` -> ``(image, airlight_used)``: ``airlight`` (B, 3) replaces the
+    network's estimate where it is >= 0 (pass -1 to estimate), ``airlight_used`` (B, 3) is the A
+    the image was restored with. :class:`~dehaze.inference.Dehazer` estimates A once on the whole
+    photo and gives it to every tile, so tiles of one photo share the same atmospheric light.
+    """
+
+    def __init__(self, G: nn.Module):
+        super().__init__()
+        self.G = G
+        self.multiple = G.multiple
+
+    def forward(self, x: torch.Tensor, airlight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y, _, A = self.G(x, return_asm=True, airlight=airlight)
+        return y, A.flatten(1)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -107,14 +134,22 @@ def parity_check(
     sess = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
     gen = torch.Generator().manual_seed(seed)
     worst = 0.0
-    for b, h, w in sizes or _parity_sizes(getattr(G, "multiple", 32)):
+    with_airlight = [i.name for i in sess.get_inputs()] == ["input", "airlight"]
+    for k, (b, h, w) in enumerate(sizes or _parity_sizes(getattr(G, "multiple", 32))):
         x = torch.rand(b, 3, h, w, generator=gen) * 2 - 1
+        feed = {"input": x.numpy()}
         with torch.inference_mode():
-            ref = G(x).numpy()
-        got = sess.run(["output"], {"input": x.numpy()})[0]
-        if got.shape != ref.shape:
+            if with_airlight:  # estimated A on the first size, a given one on the others
+                a = torch.full((b, 3), -1.0) if k == 0 else torch.rand(b, 3, generator=gen) * 0.5 + 0.5
+                feed["airlight"] = a.numpy()
+                ref = torch.cat([t.flatten(1) for t in AirlightIO(G)(x, a)], 1).numpy()
+            else:
+                ref = G(x).flatten(1).numpy()
+        outs = sess.run(None, feed)
+        got = np.concatenate([o.reshape(o.shape[0], -1) for o in outs], 1)
+        if got.shape != ref.shape or outs[0].shape != (b, 3, h, w):
             raise ParityError(
-                f"ONNX output shape {got.shape} differs from PyTorch {ref.shape} for input {(b, 3, h, w)}"
+                f"ONNX output shape {outs[0].shape} differs from PyTorch for input {(b, 3, h, w)}"
             )
         err = float(np.abs(got - ref).max())
         if not np.isfinite(err) or err > tol:
@@ -190,7 +225,8 @@ def export_onnx(
         raise ConfigError(f"the output file must end in .onnx, got {out_path.name}")
     G, meta = load_generator(checkpoint, prefer_ema=prefer_ema)
     m = int(G.multiple)
-    wrapped = PadToMultiple(G, m).eval()
+    asm = getattr(G, "head", None) == "asm"
+    wrapped = PadToMultiple(AirlightIO(G) if asm else G, m).eval()
 
     batch = torch.export.Dim("batch", min=1, max=1024)
     height = torch.export.Dim("height", min=1, max=65536)
@@ -199,15 +235,17 @@ def export_onnx(
     example = torch.rand(2, 3, 2 * m + 3, 3 * m - 5) * 2 - 1
     log = io.StringIO()
     try:
-        with contextlib.redirect_stdout(log), torch.inference_mode(False):
+        with contextlib.redirect_stdout(log), torch.inference_mode(False), warnings.catch_warnings():
+            # the airlight input shares the image's batch axis; the exporter says so for each export
+            warnings.filterwarnings("ignore", message="The axis name: batch will not be used")
             program = torch.onnx.export(
                 wrapped,
-                (example,),
-                input_names=["input"],
-                output_names=["output"],
+                (example, -torch.ones(2, 3)) if asm else (example,),
+                input_names=["input", "airlight"] if asm else ["input"],
+                output_names=["output", "airlight_used"] if asm else ["output"],
                 dynamo=True,
                 opset_version=opset,
-                dynamic_shapes=({0: batch, 2: height, 3: width},),
+                dynamic_shapes=({0: batch, 2: height, 3: width}, {0: batch}) if asm else ({0: batch, 2: height, 3: width},),
                 verbose=False,
             )
     except Exception as exc:
@@ -246,6 +284,7 @@ def export_onnx(
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "input": {"name": "input", **IO_CONVENTION, "multiple": m},
         "output": {"name": "output", **IO_CONVENTION},
+        **({"airlight": AIRLIGHT_IO} if asm else {}),
         "dynamic_axes": ["batch", "height", "width"],
         "parameters": count_parameters(G),
         "G_config": meta.get("G_config"),

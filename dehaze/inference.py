@@ -3,7 +3,9 @@
 :class:`Dehazer` loads an exported ONNX model (or a training checkpoint), pads every input to
 the network's multiple and crops back, and splits large images into overlapping tiles of a
 fixed size whose outputs are blended with feathered (linearly ramped) weights, so a 4K photo
-runs in bounded memory without visible seams. :func:`restore_photo` applies any such function
+runs in bounded memory without visible seams. Models that predict the atmospheric light (the
+``asm`` head) estimate it once on a shrunken copy of the whole photo and use it in every tile, so
+the tiles of one photo are restored with the same light. :func:`restore_photo` applies any such function
 to a :class:`~dehaze.io.Photo` keeping alpha, bit depth and grayscale; :func:`get_method`
 names the model and the baselines (``"dcp"``, ``"hazy"``) the same way for the CLI and eval.
 
@@ -22,6 +24,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from dehaze.errors import CheckpointError, ConfigError
@@ -44,6 +47,7 @@ __all__ = [
 
 DEFAULT_MODEL_NAME = "dehaze-default.onnx"
 METHODS = ("model", "dcp", "hazy")
+DEFAULT_TILE = 512  # side of the shrunken copy the airlight is estimated on when tiling is off
 DEFAULT_OVERLAP = 64  # tile overlap; see `blend_ramp` and the seam test for the measurements
 MIN_RAMP = 32  # narrowest blend across an overlap, in pixels
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -286,8 +290,11 @@ class Dehazer:
         if device.startswith("cuda") and self.providers[0] != "CUDAExecutionProvider":
             raise ConfigError(f"device {device!r} requested but the CUDA provider could not start")
         names = [i.name for i in self._session.get_inputs()]
-        if names != ["input"]:
-            raise CheckpointError(f"{path}: expected one input named 'input', the model has {names}")
+        if names not in (["input"], ["input", "airlight"]):
+            raise CheckpointError(
+                f"{path}: expected the inputs 'input' (and optionally 'airlight'), the model has {names}"
+            )
+        self.shares_airlight = names == ["input", "airlight"]
         meta = self._session.get_modelmeta().custom_metadata_map
         self.multiple = int((self.card or {}).get("input", {}).get("multiple") or meta.get("multiple") or 32)
         self.backend = "onnxruntime"
@@ -307,36 +314,65 @@ class Dehazer:
         self.meta = meta
         self.providers = [str(self._device)]
         self.multiple = int(G.multiple)
+        self.shares_airlight = getattr(G, "head", None) == "asm"
         self.backend = "torch"
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        """(N, 3, H, W) float32 in [-1, 1], H and W multiples of ``self.multiple`` -> same shape."""
+    def _run(self, batch: np.ndarray, airlight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N, 3, H, W) float32 in [-1, 1], H and W multiples of ``self.multiple`` -> same shape, and
+        the (N, 3) airlight used (None for models without one). ``airlight`` None: estimate it."""
+        if self.shares_airlight and airlight is None:
+            airlight = np.full((len(batch), 3), -1.0, np.float32)
         if self.backend == "onnxruntime":
-            return self._session.run(["output"], {"input": batch})[0]
+            if not self.shares_airlight:
+                return self._session.run(["output"], {"input": batch})[0], None
+            y, a = self._session.run(["output", "airlight_used"], {"input": batch, "airlight": airlight})
+            return y, a
         import torch
 
         with torch.inference_mode():
             x = torch.from_numpy(batch).to(self._device)
-            return self._G(x).float().cpu().numpy()
+            if not self.shares_airlight:
+                return self._G(x).float().cpu().numpy(), None
+            y, _, a = self._G(x, return_asm=True, airlight=torch.from_numpy(airlight).to(self._device))
+            return y.float().cpu().numpy(), a.flatten(1).float().cpu().numpy()
 
     # -- inference --------------------------------------------------------------------------------
 
-    def _infer(self, rgb: np.ndarray) -> np.ndarray:
+    def _infer(self, rgb: np.ndarray, airlight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """One image through the network: pad to the multiple (replicate), run, crop back."""
         h, w = rgb.shape[:2]
         m = self.multiple
         x = np.pad(rgb, ((0, (-h) % m), (0, (-w) % m), (0, 0)), mode="edge")
         x = np.ascontiguousarray(x.transpose(2, 0, 1)[None]) * 2.0 - 1.0
-        y = self._run(x.astype(np.float32, copy=False))[0, :, :h, :w]
-        return (y.transpose(1, 2, 0) + 1.0) * 0.5
+        a = None if airlight is None else np.asarray(airlight, np.float32).reshape(1, 3)
+        y, used = self._run(x.astype(np.float32, copy=False), a)
+        return (y[0, :, :h, :w].transpose(1, 2, 0) + 1.0) * 0.5, (None if used is None else used[0])
+
+    def estimate_airlight(self, rgb: np.ndarray) -> np.ndarray | None:
+        """The atmospheric light (3,) the model estimates for the whole photo, from a copy shrunk to
+        fit one tile; None for models that do not predict one (``image`` head)."""
+        if not self.shares_airlight:
+            return None
+        rgb = _check_rgb(rgb)
+        h, w = rgb.shape[:2]
+        side = self.tile or DEFAULT_TILE
+        if max(h, w) > side:
+            f = side / max(h, w)
+            rgb = cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+        return self._infer(rgb)[1]
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        """Dehaze ``rgb`` (HxWx3 float32 in [0, 1]) -> HxWx3 float32 in [0, 1]."""
+        """Dehaze ``rgb`` (HxWx3 float32 in [0, 1]) -> HxWx3 float32 in [0, 1].
+
+        A photo larger than one tile is restored tile by tile; models that predict the atmospheric
+        light get one estimate for the whole photo (:meth:`estimate_airlight`), shared by all tiles.
+        """
         rgb = _check_rgb(rgb)
         h, w = rgb.shape[:2]
         t = self.tile
         if not t or (h <= t and w <= t):
-            return np.clip(self._infer(rgb), 0.0, 1.0)
+            return np.clip(self._infer(rgb)[0], 0.0, 1.0)
+        airlight = self.estimate_airlight(rgb)
         out = np.zeros((h, w, 3), np.float32)
         wsum = np.zeros((h, w, 1), np.float32)
         rows = tile_spans(h, t, self.overlap, self.multiple)
@@ -345,7 +381,7 @@ class Dehazer:
             wy = _ramps(rows, i)
             for j, (x0, x1) in enumerate(cols):
                 weight = (wy[:, None] * _ramps(cols, j)[None, :])[..., None]
-                out[y0:y1, x0:x1] += self._infer(rgb[y0:y1, x0:x1]) * weight
+                out[y0:y1, x0:x1] += self._infer(rgb[y0:y1, x0:x1], airlight)[0] * weight
                 wsum[y0:y1, x0:x1] += weight
         out /= wsum
         return np.clip(out, 0.0, 1.0, out=out)

@@ -318,6 +318,22 @@ def test_synthetic_items(clean_dir):
     assert len(SyntheticHazeDataset(clean_dir, 64, haze_preset("indoor"), samples_per_epoch=10)) == 10
 
 
+def test_synthetic_exposure_gain_brightens_and_clips(clean_dir):
+    plain = SyntheticHazeDataset([clean_dir], 64, haze_preset("outdoor"), seed=3)
+    bright = SyntheticHazeDataset([clean_dir], 64, haze_preset("outdoor"), seed=3, exposure=(1.6, 1.6))
+    a, b = (plain[0]["clear"] + 1) / 2, (bright[0]["clear"] + 1) / 2
+    assert torch.allclose(b, (a * 1.6).clamp(max=1.0), atol=1e-5)  # same crop, a fixed gain, clipped at white
+    ranged = SyntheticHazeDataset([clean_dir], 64, haze_preset("outdoor"), seed=3, exposure=(1.0, 1.5))
+    ratios = []
+    for i in range(3):
+        p, r = (plain[i]["clear"] + 1) / 2, (ranged[i]["clear"] + 1) / 2
+        assert r.max() <= 1 and r.mean() >= p.mean() - 1e-6
+        ratios.append(float(r.mean() / p.mean()))
+    assert max(ratios) > 1.01  # a random gain, not always 1
+    with pytest.raises(ValueError, match="exposure"):
+        SyntheticHazeDataset([clean_dir], 64, haze_preset("outdoor"), exposure=(1.5, 1.0))
+
+
 def test_synthetic_items_with_airlight_and_transmission(clean_dir):
     plain = SyntheticHazeDataset([clean_dir], 64, haze_preset("mixed"), seed=3)[1]
     item = SyntheticHazeDataset([clean_dir], 64, haze_preset("mixed"), seed=3, with_asm=True)[1]

@@ -139,3 +139,21 @@ def test_export_asm_head_with_eval_records_scores_in_card(tmp_path):
     assert set(ev["methods"]) == {"model", "dcp", "hazy"}
     assert all(np.isfinite(v["psnr"]) for v in ev["methods"].values())
     assert card["parity"]["max_abs_error"] < 1e-4
+    assert set(card["airlight"]) == {"input", "output"}
+
+    # the atmospheric light is a second input (-1: estimate) and output, for tiled inference
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["input", "airlight"]
+    assert [o.name for o in sess.get_outputs()] == ["output", "airlight_used"]
+    x = torch.rand(2, 3, 21, 30) * 2 - 1
+    est = -np.ones((2, 3), np.float32)
+    y, used = sess.run(None, {"input": x.numpy(), "airlight": est})
+    with torch.inference_mode():
+        _, _, A = G(x, return_asm=True)
+    assert y.shape == (2, 3, 21, 30) and np.allclose(used, A.flatten(1).numpy(), atol=1e-5)
+    given = np.array([[0.9, 0.8, 0.7], [-1, 0.6, -1]], np.float32)  # per channel: given or estimated
+    y2, used2 = sess.run(None, {"input": x.numpy(), "airlight": given})
+    assert np.allclose(used2, np.where(given >= 0, given, used), atol=1e-6)
+    with torch.inference_mode():
+        ref = G(x, airlight=torch.from_numpy(given))
+    assert np.abs(y2 - ref.numpy()).max() < 1e-4 and np.abs(y2 - y).max() > 1e-3

@@ -160,6 +160,33 @@ def test_tiling_has_no_seams(trained):
     assert np.abs(hard - whole).mean(axis=(0, 2)).max() > 0.05  # a real seam is caught by this measure
 
 
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_tiles_share_one_airlight_estimated_on_the_whole_photo(tmp_path, backend):
+    torch.manual_seed(2)
+    G = UNetGenerator(width=4, depth=3, head="asm", upsample="bilinear")
+    with torch.no_grad():
+        G.train()(torch.rand(4, 3, 32, 32) * 2 - 1)
+        G.airlight.weight.normal_(0, 0.5)  # A depends on the content, so tiles would disagree
+    ckpt = save_checkpoint(tmp_path / "asm.pt", G.eval())
+    model = ckpt if backend == "torch" else tmp_path / "asm.onnx"
+    if backend == "onnx":
+        export_onnx(ckpt, model)
+    clear, hazy = scene(150, 230, 5)
+    dh = Dehazer(model, tile=64, overlap=16)
+    assert dh.shares_airlight
+    whole = dh.estimate_airlight(hazy)
+    small = cv2.resize(hazy, (64, 42), interpolation=cv2.INTER_AREA)
+    assert np.allclose(whole, dh._infer(small)[1], atol=1e-6)
+    seen = []
+    run = dh._run
+    dh._run = lambda batch, airlight: seen.append(airlight) or run(batch, airlight)
+    out = dh(hazy)
+    assert out.shape == hazy.shape and len(seen) == 1 + 3 * 5  # the estimate, then 15 tiles
+    assert seen[0] is None and all(np.allclose(a, whole) for a in seen[1:])
+    per_tile = [dh._infer(hazy[:64, x:x + 64])[1] for x in (0, 80, 160)]  # what tiles alone would use
+    assert max(np.abs(a - whole).max() for a in per_tile) > 1e-3
+
+
 def test_large_image_bounded_memory(onnx_model):
     # a 4096x2160 photo through tiles in a fresh process; VmHWM is its own peak RSS (ru_maxrss
     # would include the parent's memory at fork time on Linux)

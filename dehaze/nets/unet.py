@@ -131,11 +131,15 @@ class UNetGenerator(nn.Module):
             conv = last.op if isinstance(last.op, nn.Conv2d | nn.ConvTranspose2d) else last.op[1]
             nn.init.constant_(conv.bias, 2.2)  # σ(2.2) ≈ 0.9: start close to the identity
 
-    def forward(self, x: torch.Tensor, return_asm: bool = False):
-        """The restored image in [-1, 1]; with ``return_asm`` (``asm`` head only) also ``t`` (B, 1, H, W)
-        and ``A`` (B, 3, 1, 1), both in [0, 1], for supervising the physical decomposition."""
-        if return_asm and self.head != "asm":
-            raise ValueError("return_asm=True needs head='asm'")
+    def forward(self, x: torch.Tensor, return_asm: bool = False, airlight: torch.Tensor | None = None):
+        """The restored image in [-1, 1].
+
+        ``asm`` head only: ``return_asm`` also returns ``t`` (B, 1, H, W) and ``A`` (B, 3, 1, 1), both
+        in [0, 1] (for supervising the decomposition); ``airlight`` (B, 3) replaces the estimated A
+        where it is >= 0 (tiled inference uses one A, estimated on the whole photo, for every tile).
+        """
+        if (return_asm or airlight is not None) and self.head != "asm":
+            raise ValueError("return_asm and airlight need head='asm'")
         if x.dim() != 4 or x.shape[1] != self.config["in_channels"]:
             raise ValueError(f"expected (B, {self.config['in_channels']}, H, W), got {tuple(x.shape)}")
         xp, h, w = pad_to_multiple(x, self.multiple)
@@ -153,6 +157,9 @@ class UNetGenerator(nn.Module):
         if self.head == "asm":
             t = self.t_min + (1 - self.t_min) * torch.sigmoid(y)
             A = 0.5 + 0.5 * torch.sigmoid(self.airlight(bottleneck.mean(dim=(2, 3))))[..., None, None]
+            if airlight is not None:
+                given = airlight.to(A.dtype).reshape(A.shape)
+                A = torch.where(given >= 0, given, A)
             J = ((xp + 1) / 2 - A) / t + A
             y = J.clamp(0, 1) * 2 - 1
             if return_asm:
