@@ -237,7 +237,7 @@ def export_onnx(
     try:
         with contextlib.redirect_stdout(log), torch.inference_mode(False), warnings.catch_warnings():
             # the airlight input shares the image's batch axis; the exporter says so for each export
-            warnings.filterwarnings("ignore", message="The axis name: batch will not be used")
+            warnings.filterwarnings("ignore", message=r"(# )?The axis name: batch will not be used")
             program = torch.onnx.export(
                 wrapped,
                 (example, -torch.ones(2, 3)) if asm else (example,),
