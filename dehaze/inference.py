@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dehaze.errors import CheckpointError, ConfigError
+from dehaze.errors import CheckpointError, ConfigError, DehazeError
 from dehaze.io import Photo
 
 __all__ = [
@@ -348,6 +348,14 @@ class Dehazer:
         y, used = self._run(x.astype(np.float32, copy=False), a)
         return (y[0, :, :h, :w].transpose(1, 2, 0) + 1.0) * 0.5, (None if used is None else used[0])
 
+    def _check_airlight(self, airlight) -> np.ndarray:
+        if not self.shares_airlight:
+            raise DehazeError(f"{self.name} does not take an atmospheric light (it has no ASM head)")
+        a = np.asarray(airlight, np.float32).reshape(-1)
+        if a.shape != (3,) or not np.all((a >= 0) & (a <= 1)):
+            raise DehazeError(f"the atmospheric light must be 3 RGB values in [0, 1], got {np.asarray(airlight).tolist()}")
+        return a
+
     def estimate_airlight(self, rgb: np.ndarray) -> np.ndarray | None:
         """The atmospheric light (3,) the model estimates for the whole photo, from a copy shrunk to
         fit one tile; None for models that do not predict one (``image`` head)."""
@@ -361,18 +369,27 @@ class Dehazer:
             rgb = cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
         return self._infer(rgb)[1]
 
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+    def __call__(self, rgb: np.ndarray, airlight: np.ndarray | None = None) -> np.ndarray:
         """Dehaze ``rgb`` (HxWx3 float32 in [0, 1]) -> HxWx3 float32 in [0, 1].
 
         A photo larger than one tile is restored tile by tile; models that predict the atmospheric
         light get one estimate for the whole photo (:meth:`estimate_airlight`), shared by all tiles.
+
+        Args:
+            rgb: the hazy photo.
+            airlight: (3,) RGB atmospheric light in [0, 1] to use instead of the model's estimate,
+                e.g. one estimate reused over the frames of a video so they do not flicker, or a
+                measured sky colour. Only for models with :attr:`shares_airlight`.
         """
         rgb = _check_rgb(rgb)
+        if airlight is not None:
+            airlight = self._check_airlight(airlight)
         h, w = rgb.shape[:2]
         t = self.tile
         if not t or (h <= t and w <= t):
-            return np.clip(self._infer(rgb)[0], 0.0, 1.0)
-        airlight = self.estimate_airlight(rgb)
+            return np.clip(self._infer(rgb, airlight)[0], 0.0, 1.0)
+        if airlight is None:
+            airlight = self.estimate_airlight(rgb)
         out = np.zeros((h, w, 3), np.float32)
         wsum = np.zeros((h, w, 1), np.float32)
         rows = tile_spans(h, t, self.overlap, self.multiple)

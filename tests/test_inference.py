@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dehaze.classical import DarkChannelPrior
-from dehaze.errors import CheckpointError, ConfigError
+from dehaze.errors import CheckpointError, ConfigError, DehazeError
 from dehaze.export import export_onnx
 from dehaze.inference import (
     Dehazer,
@@ -160,17 +160,23 @@ def test_tiling_has_no_seams(trained):
     assert np.abs(hard - whole).mean(axis=(0, 2)).max() > 0.05  # a real seam is caught by this measure
 
 
-@pytest.mark.parametrize("backend", ["onnx", "torch"])
-def test_tiles_share_one_airlight_estimated_on_the_whole_photo(tmp_path, backend):
+def asm_model(tmp_path: Path, backend: str) -> Path:
+    """A tiny ASM-head model (checkpoint or ONNX) whose airlight depends on the image content."""
     torch.manual_seed(2)
     G = UNetGenerator(width=4, depth=3, head="asm", upsample="bilinear")
     with torch.no_grad():
         G.train()(torch.rand(4, 3, 32, 32) * 2 - 1)
         G.airlight.weight.normal_(0, 0.5)  # A depends on the content, so tiles would disagree
     ckpt = save_checkpoint(tmp_path / "asm.pt", G.eval())
-    model = ckpt if backend == "torch" else tmp_path / "asm.onnx"
-    if backend == "onnx":
-        export_onnx(ckpt, model)
+    if backend == "torch":
+        return ckpt
+    export_onnx(ckpt, tmp_path / "asm.onnx")
+    return tmp_path / "asm.onnx"
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_tiles_share_one_airlight_estimated_on_the_whole_photo(tmp_path, backend):
+    model = asm_model(tmp_path, backend)
     clear, hazy = scene(150, 230, 5)
     dh = Dehazer(model, tile=64, overlap=16)
     assert dh.shares_airlight
@@ -185,6 +191,26 @@ def test_tiles_share_one_airlight_estimated_on_the_whole_photo(tmp_path, backend
     assert seen[0] is None and all(np.allclose(a, whole) for a in seen[1:])
     per_tile = [dh._infer(hazy[:64, x:x + 64])[1] for x in (0, 80, 160)]  # what tiles alone would use
     assert max(np.abs(a - whole).max() for a in per_tile) > 1e-3
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_a_given_airlight_replaces_the_estimate(tmp_path, backend):
+    model = asm_model(tmp_path, backend)
+    small, big = scene(40, 56, 3)[1], scene(150, 230, 5)[1]
+    for dh, hazy in ((Dehazer(model, tile=0), small), (Dehazer(model, tile=64, overlap=16), big)):
+        est = dh.estimate_airlight(hazy)
+        assert np.allclose(dh(hazy, airlight=est), dh(hazy), atol=1e-5)
+        other = dh(hazy, airlight=np.clip(est + 0.2, 0, 1))
+        assert np.abs(other - dh(hazy)).mean() > 1e-3
+    with pytest.raises(DehazeError, match="3 RGB values in \\[0, 1\\]"):
+        dh(big, airlight=[1.2, 0.5, 0.5])
+    with pytest.raises(DehazeError, match="3 RGB values"):
+        dh(big, airlight=[0.5, 0.5])
+
+
+def test_airlight_needs_an_asm_model(onnx_model):
+    with pytest.raises(DehazeError, match="does not take an atmospheric light"):
+        Dehazer(onnx_model[0])(scene(32, 32, 1)[1], airlight=[0.8, 0.8, 0.8])
 
 
 def test_large_image_bounded_memory(onnx_model):
