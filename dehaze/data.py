@@ -37,7 +37,7 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from dehaze.errors import InputError
-from dehaze.haze import HazeMixture, HazeSynthesizer, synthesize_haze
+from dehaze.haze import HazeMixture, HazeSynthesizer, synthesize_pair
 from dehaze.io import read_photo
 
 __all__ = [
@@ -431,9 +431,6 @@ class SyntheticHazeDataset(_SeededDataset):
         seed: base seed.
         cache: keep decoded photos in memory (per process; preloaded here, so forked workers share them).
         scale: ``random_resized_crop`` area range.
-        exposure: range of a random exposure gain applied to the clean crop before the haze
-            (log-uniform, clipped at white; ``(1, 1)`` leaves photos unchanged). Gains above 1
-            give bright, partly saturated skies, common in real outdoor photos and rare in BSDS500.
         with_asm: also return the synthesised airlight ``A`` (3,) and transmission ``t`` (1, H, W),
             to supervise a generator with the ``asm`` head.
 
@@ -453,7 +450,6 @@ class SyntheticHazeDataset(_SeededDataset):
         seed: int = 0,
         cache: bool = False,
         scale: tuple[float, float] = (0.25, 1.0),
-        exposure: tuple[float, float] = (1.0, 1.0),
         with_asm: bool = False,
     ) -> None:
         if isinstance(clean_roots, (str, Path)):
@@ -462,9 +458,6 @@ class SyntheticHazeDataset(_SeededDataset):
             raise ValueError(f"crop must be at least 8 pixels, got {crop}")
         if samples_per_epoch is not None and samples_per_epoch < 1:
             raise ValueError(f"samples_per_epoch must be positive, got {samples_per_epoch}")
-        if len(exposure) != 2 or not 0 < exposure[0] <= exposure[1]:
-            raise ValueError(f"exposure must be a range [low, high] with 0 < low <= high, got {exposure}")
-        self.exposure = (float(exposure[0]), float(exposure[1]))
         self.files: list[Path] = []
         for root in clean_roots:
             found = list_images(root, recursive=True)
@@ -491,16 +484,11 @@ class SyntheticHazeDataset(_SeededDataset):
         clear = random_resized_crop(self._photo(i), self.crop, rng, self.scale)
         if rng.random() < 0.5:
             clear = clear[:, ::-1]
-        clear = _float01(np.ascontiguousarray(clear))
-        if self.exposure[1] > self.exposure[0]:
-            lo, hi = math.log(self.exposure[0]), math.log(self.exposure[1])
-            clear = np.minimum(clear * math.exp(rng.uniform(lo, hi)), 1.0).astype(np.float32)
-        elif self.exposure[0] != 1.0:
-            clear = np.minimum(clear * self.exposure[0], 1.0).astype(np.float32)
-        hazy, meta = synthesize_haze(clear, rng, self.synth, return_transmission=self.with_asm)
+        # the scene type's exposure gain (HazeSynthesizer.exposure) changes the target as well
+        clear, hazy, meta = synthesize_pair(_float01(np.ascontiguousarray(clear)), rng, self.synth, self.with_asm)
         item = {"hazy": to_tensor(hazy), "clear": to_tensor(clear), "name": self.files[i].stem}
         if self.with_asm:
             item["A"] = torch.tensor(meta["A"], dtype=torch.float32)
             item["t"] = torch.from_numpy(meta["transmission"])[None]
-        item["meta"] = {k: meta[k] for k in ("A", "beta", "prior", "mean_t")}
+        item["meta"] = {k: meta[k] for k in ("A", "beta", "prior", "mean_t", "exposure")}
         return item

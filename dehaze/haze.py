@@ -54,6 +54,7 @@ __all__ = [
     "ramp_depth",
     "smooth_noise_depth",
     "synthesize_haze",
+    "synthesize_pair",
     "transmission",
 ]
 
@@ -373,6 +374,10 @@ class HazeSynthesizer:
         nonuniform_prob: probability of a non-uniform haze (beta varying smoothly in space).
         nonuniform_strength: range of ``s`` in ``beta(x) = beta * exp(s * n(x))``, n a field in [-1, 1].
         align_edges: refine the depth with a guided filter so depth edges follow image edges.
+        exposure: range of a gain on the clean photo before the haze (log-uniform, clipped at
+            white): scenes whose bright parts (sky, sunlit walls) are brighter than the airlight, as
+            in real outdoor photos. It changes the ground truth too, so :func:`synthesize_pair`
+            applies it, not :func:`synthesize_haze`.
     """
 
     A: Range = (0.7, 1.0)
@@ -390,8 +395,11 @@ class HazeSynthesizer:
     nonuniform_prob: float = 0.3
     nonuniform_strength: Range = (0.1, 0.5)
     align_edges: bool = True
+    exposure: Range = (1.0, 1.0)
 
     def __post_init__(self) -> None:
+        if not 0 < self.exposure[0] <= self.exposure[1]:
+            raise ConfigError(f"haze exposure={list(self.exposure)} must satisfy 0 < low <= high")
         for name in ("A", "beta", "depth_far", "depth_near", "noise_mix", "nonuniform_strength"):
             lo, hi = getattr(self, name)
             if not (0 <= lo <= hi):
@@ -535,6 +543,46 @@ def _to_numpy_image(clear) -> tuple[np.ndarray, torch.Tensor | None]:
             raise ValueError(f"expected a 3xHxW tensor in [0, 1], got shape {tuple(clear.shape)}")
         return clear.detach().permute(1, 2, 0).float().cpu().numpy(), clear
     return _check_image(np.asarray(clear), "clear"), None
+
+
+def synthesize_pair(
+    clear: np.ndarray,
+    rng: np.random.Generator | int | None = None,
+    synth: HazeSynthesizer | HazeMixture | None = None,
+    return_transmission: bool = False,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """A training pair from a clean photo: the scene type's exposure gain, then :func:`synthesize_haze`.
+
+    Args:
+        clear: HxWx3 float32 RGB array in [0, 1] (uint8 is scaled by 1/255).
+        rng: NumPy generator or seed.
+        synth: ranges to draw from; a :class:`HazeMixture` picks its member first, so each scene
+            type keeps its own ``exposure``.
+        return_transmission: also return the HxW transmission map as ``meta["transmission"]``.
+
+    Returns:
+        ``(clear, hazy, meta)``: the (possibly brightened) clean target, its hazy version and the
+        metadata of :func:`synthesize_haze` plus ``exposure`` (the gain used).
+
+    Example:
+        >>> J = np.full((16, 16, 3), 0.5, np.float32)
+        >>> J2, I, meta = synthesize_pair(J, 0, HazeSynthesizer(exposure=(1.5, 1.5)))
+        >>> float(J2.max()), meta["exposure"]
+        (0.75, 1.5)
+    """
+    rng = _rng(rng)
+    synth = synth if synth is not None else PRESETS["indoor"]
+    if isinstance(synth, HazeMixture):
+        synth = synth.pick(rng)
+    image = _check_image(np.asarray(clear), "clear")
+    image = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32, copy=False)
+    lo, hi = synth.exposure
+    gain = lo if lo == hi else math.exp(rng.uniform(math.log(lo), math.log(hi)))
+    if gain != 1.0:
+        image = np.minimum(image * gain, 1.0).astype(np.float32)
+    hazy, meta = synthesize_haze(image, rng, synth, return_transmission=return_transmission)
+    meta["exposure"] = round(float(gain), 4)
+    return image, hazy, meta
 
 
 def synthesize_haze(

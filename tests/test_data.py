@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -19,8 +20,8 @@ from dehaze.data import (
     random_resized_crop,
     to_tensor,
 )
-from dehaze.errors import InputError
-from dehaze.haze import haze_preset
+from dehaze.errors import ConfigError, InputError
+from dehaze.haze import HazeMixture, haze_preset
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
@@ -314,24 +315,36 @@ def test_synthetic_items(clean_dir):
         assert item["hazy"].dtype == torch.float32 and item["name"] == f"p{i}"
         assert item["hazy"].min() >= -1 and item["hazy"].max() <= 1
         assert not torch.equal(item["hazy"], item["clear"])
-        assert set(item["meta"]) == {"A", "beta", "prior", "mean_t"}
+        assert set(item["meta"]) == {"A", "beta", "prior", "mean_t", "exposure"}
     assert len(SyntheticHazeDataset(clean_dir, 64, haze_preset("indoor"), samples_per_epoch=10)) == 10
 
 
 def test_synthetic_exposure_gain_brightens_and_clips(clean_dir):
-    plain = SyntheticHazeDataset([clean_dir], 64, haze_preset("outdoor"), seed=3)
-    bright = SyntheticHazeDataset([clean_dir], 64, haze_preset("outdoor"), seed=3, exposure=(1.6, 1.6))
+    outdoor = haze_preset("outdoor")
+    plain = SyntheticHazeDataset([clean_dir], 64, outdoor, seed=3)
+    bright = SyntheticHazeDataset([clean_dir], 64, replace(outdoor, exposure=(1.6, 1.6)), seed=3)
     a, b = (plain[0]["clear"] + 1) / 2, (bright[0]["clear"] + 1) / 2
     assert torch.allclose(b, (a * 1.6).clamp(max=1.0), atol=1e-5)  # same crop, a fixed gain, clipped at white
-    ranged = SyntheticHazeDataset([clean_dir], 64, haze_preset("outdoor"), seed=3, exposure=(1.0, 1.5))
+    assert bright[0]["meta"]["exposure"] == 1.6 and plain[0]["meta"]["exposure"] == 1.0
+    ranged = SyntheticHazeDataset([clean_dir], 64, replace(outdoor, exposure=(1.0, 1.5)), seed=3)
     ratios = []
     for i in range(3):
         p, r = (plain[i]["clear"] + 1) / 2, (ranged[i]["clear"] + 1) / 2
         assert r.max() <= 1 and r.mean() >= p.mean() - 1e-6
         ratios.append(float(r.mean() / p.mean()))
     assert max(ratios) > 1.01  # a random gain, not always 1
-    with pytest.raises(ValueError, match="exposure"):
-        SyntheticHazeDataset([clean_dir], 64, haze_preset("outdoor"), exposure=(1.5, 1.0))
+    with pytest.raises(ConfigError, match="exposure"):
+        replace(outdoor, exposure=(1.5, 1.0))
+
+
+def test_exposure_belongs_to_the_scene_type_of_a_mixture(clean_dir):
+    mix = HazeMixture((haze_preset("indoor"), replace(haze_preset("outdoor"), exposure=(1.2, 1.5))))
+    ds = SyntheticHazeDataset([clean_dir], 48, mix, samples_per_epoch=24, seed=1)
+    metas = [ds[i]["meta"] for i in range(24)]
+    gained = [m for m in metas if m["exposure"] != 1.0]
+    assert gained and len(gained) < len(metas)  # both scene types were drawn
+    assert all(1.2 <= m["exposure"] <= 1.5 for m in gained)
+    assert all(m["beta"] < 0.5 for m in gained)  # only outdoor haze (beta <= 0.25 x spatial variation)
 
 
 def test_synthetic_items_with_airlight_and_transmission(clean_dir):

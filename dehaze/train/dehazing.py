@@ -71,7 +71,6 @@ DEFAULTS: dict = {
         "samples_per_epoch": 4000,
         "workers": 2,
         "cache": True,  # keep decoded clean photos in memory
-        "exposure": [1.0, 1.0],  # random exposure gain range for clean crops (log-uniform, clipped)
     },
     "val": {
         "dirs": ["../shared/data/sots-dev/outdoor"],
@@ -129,9 +128,6 @@ def check_config(cfg: dict) -> None:
     for k in ("steps", "batch"):
         if int(cfg["train"][k]) < 1:
             raise ConfigError(f"train.{k} must be positive")
-    ex = cfg["data"]["exposure"]
-    if not (isinstance(ex, list) and len(ex) == 2 and 0 < float(ex[0]) <= float(ex[1])):
-        raise ConfigError(f"data.exposure must be a range [low, high] with 0 < low <= high, got {ex}")
     if asm_supervised(cfg):
         if cfg["model"]["G"]["head"] != "asm":
             raise ConfigError("loss.airlight / loss.transmission need model.G.head=asm")
@@ -160,8 +156,7 @@ def build_train_set(cfg: dict):
     if d["clean"]:
         parts.append(SyntheticHazeDataset(d["clean"], d["crop"], build_haze(d["haze"]),
                                           samples_per_epoch=d["samples_per_epoch"], seed=cfg["seed"],
-                                          cache=d["cache"], exposure=tuple(d["exposure"]),
-                                          with_asm=asm_supervised(cfg)))
+                                          cache=d["cache"], with_asm=asm_supervised(cfg)))
     for root in d["paired"]:
         parts.append(PairedFolderDataset(root, crop=d["crop"], augment=True, seed=cfg["seed"]))
     return parts[0] if len(parts) == 1 else ConcatDataset(parts)
