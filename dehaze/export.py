@@ -192,7 +192,7 @@ def _training_data(config: dict | None) -> dict | None:
 
 
 def export_onnx(
-    checkpoint: str | Path,
+    checkpoint: str | Path | list[str | Path],
     out_path: str | Path,
     opset: int = MIN_OPSET,
     check: bool = True,
@@ -201,7 +201,8 @@ def export_onnx(
     """Export a checkpoint's generator to ``out_path`` (``.onnx``) and write ``NAME.json`` beside it.
 
     Args:
-        checkpoint: training checkpoint (see :func:`dehaze.nets.load_generator`).
+        checkpoint: training checkpoint (see :func:`dehaze.nets.load_generator`), or a list of
+            snapshots of one run whose weights are averaged (:func:`dehaze.nets.average_generators`).
         out_path: destination ``.onnx`` file; its folder is created.
         opset: ONNX opset, 18 or newer.
         check: run :func:`parity_check` before putting the file in place.
@@ -216,14 +217,19 @@ def export_onnx(
     """
     import onnx
 
-    from dehaze.nets import count_parameters, load_generator
+    from dehaze.nets import average_generators, count_parameters, load_generator
 
     if opset < MIN_OPSET:
         raise ConfigError(f"opset {opset} is too old; the dynamo exporter needs {MIN_OPSET} or newer")
     out_path = Path(out_path)
     if out_path.suffix.lower() != ".onnx":
         raise ConfigError(f"the output file must end in .onnx, got {out_path.name}")
-    G, meta = load_generator(checkpoint, prefer_ema=prefer_ema)
+    sources = [Path(c) for c in checkpoint] if isinstance(checkpoint, (list, tuple)) else [Path(checkpoint)]
+    if len(sources) == 1:
+        G, meta = load_generator(sources[0], prefer_ema=prefer_ema)
+    else:
+        G, meta = average_generators(sources, prefer_ema=prefer_ema)
+    steps = meta.get("steps") or [meta.get("step")]
     m = int(G.multiple)
     asm = getattr(G, "head", None) == "asm"
     wrapped = PadToMultiple(AirlightIO(G) if asm else G, m).eval()
@@ -293,7 +299,9 @@ def export_onnx(
         "training_config": config,
         "training_data": _training_data(config),
         "metrics": meta.get("metrics") or {},
-        "checkpoint": {"file": Path(checkpoint).name, "sha256": sha256_file(checkpoint)},
+        "checkpoint": [{"file": c.name, "step": s, "sha256": sha256_file(c)} for c, s in zip(sources, steps)]
+        if len(sources) > 1 else {"file": sources[0].name, "sha256": sha256_file(sources[0])},
+        **({"averaged_checkpoints": len(sources)} if len(sources) > 1 else {}),
         "opset": opset,
         "exporter": "torch.onnx.export(dynamo=True)",
         "versions": _versions(),

@@ -157,3 +157,36 @@ def test_export_asm_head_with_eval_records_scores_in_card(tmp_path):
     with torch.inference_mode():
         ref = G(x, airlight=torch.from_numpy(given))
     assert np.abs(y2 - ref.numpy()).max() < 1e-4 and np.abs(y2 - y).max() > 1e-3
+
+
+def test_export_averages_snapshots_of_one_run(exported, tmp_path, capsys):
+    d, G, G_ema = exported
+    torch.manual_seed(5)
+    other = UNetGenerator(width=4, depth=3)
+    with torch.no_grad():
+        other.train()(torch.rand(4, 3, 32, 32) * 2 - 1)
+    torch.save({"G": other.state_dict(), "G_ema": other.state_dict(), "G_config": other.config,
+                "config": {}, "step": 2000, "metrics": {}}, tmp_path / "later.pt")
+    out = tmp_path / "avg.onnx"
+    assert main(["export", str(d / "ckpt.pt"), str(tmp_path / "later.pt"), "-o", str(out)]) == 0
+    assert "averaged over 2 checkpoints" in capsys.readouterr().err
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["averaged_checkpoints"] == 2 and [c["step"] for c in card["checkpoint"]] == [1234, 2000]
+    # the exported graph is the mean of the two EMA generators (weights and BatchNorm statistics)
+    mean = UNetGenerator(width=4, depth=3)
+    a, b = G_ema.state_dict(), other.state_dict()
+    mean.load_state_dict({k: (a[k] + b[k]) / 2 if a[k].is_floating_point() else b[k] for k in a})
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        want = mean.eval()(x).numpy()
+    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+    assert np.abs(got - want).max() < 1e-4
+    assert not np.allclose(want, G_ema(x).detach().numpy(), atol=1e-3)
+
+
+def test_export_refuses_to_average_different_generators(exported, tmp_path, capsys):
+    wide = UNetGenerator(width=8, depth=3)
+    torch.save({"G": wide.state_dict(), "G_config": wide.config, "config": {}, "step": 1}, tmp_path / "wide.pt")
+    assert main(["export", str(exported[0] / "ckpt.pt"), str(tmp_path / "wide.pt"), "-o", str(tmp_path / "m.onnx")]) == 2
+    assert "average one run only" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()

@@ -1,9 +1,10 @@
 """``dehaze export``: a training checkpoint to ONNX plus its model card.
 
-    dehaze export CHECKPOINT -o models/NAME.onnx [--opset 18] [--no-ema] [--no-check] [--eval SET_DIR ...]
+    dehaze export CHECKPOINT [CHECKPOINT ...] -o models/NAME.onnx [--opset 18] [--no-ema] [--no-check] [--eval SET_DIR ...]
 
 Writes ``NAME.onnx`` (dynamic batch, height and width; input ``input``, output ``output``, NCHW
 RGB float32 in [-1, 1]) and ``NAME.json`` beside it, after checking ONNX Runtime against PyTorch.
+Several checkpoints of one run (its ``snapshot-*.pt``) are averaged into one generator.
 With ``--eval``, the exported model is scored with ``dehaze eval`` (beside the DCP baseline and the
 hazy input) on each paired folder, and the card records the means and the command that reproduces them.
 """
@@ -26,7 +27,8 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
             "ONNX Runtime against PyTorch on two input sizes, and write the model card NAME.json beside it."
         ),
     )
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help="training checkpoint (.pt)")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", nargs="+",
+                   help="training checkpoint (.pt); several snapshots of one run are averaged")
     p.add_argument(
         "-o", "--output", metavar="FILE", required=True, help="output .onnx file, e.g. models/NAME.onnx"
     )
@@ -44,14 +46,14 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from dehaze.export import export_onnx
 
-    card = export_onnx(
-        args.checkpoint, args.output, opset=args.opset, check=not args.no_check, prefer_ema=not args.no_ema
-    )
+    source = args.checkpoint if len(args.checkpoint) > 1 else args.checkpoint[0]
+    card = export_onnx(source, args.output, opset=args.opset, check=not args.no_check, prefer_ema=not args.no_ema)
     parity = card["parity"]["max_abs_error"]
     check = "not checked" if parity is None else f"max |ONNX - PyTorch| = {parity:.2e}"
+    averaged = f" averaged over {card['averaged_checkpoints']} checkpoints" if "averaged_checkpoints" in card else ""
     print(
         f"wrote {args.output} ({card['size_bytes'] / 1e6:.1f} MB, {card['parameters']:,} parameters, "
-        f"{card['weights']} weights, {check}) and its card {card['name']}.json",
+        f"{card['weights']} weights{averaged}, {check}) and its card {card['name']}.json",
         file=sys.stderr,
     )
     if args.eval:

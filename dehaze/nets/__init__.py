@@ -15,7 +15,7 @@ from dehaze.nets.unet import UNetGenerator
 __all__ = [
     "UNetGenerator", "PatchDiscriminator", "SpectralClassifier", "PhaseSpectrumClassifier",
     "SpectrumMapClassifier", "SSDDiscriminator", "SSDOutput", "ssd_combine", "build_spectral_classifier",
-    "build_generator", "load_generator", "count_parameters",
+    "build_generator", "load_generator", "average_generators", "count_parameters",
 ]
 
 
@@ -62,3 +62,43 @@ def load_generator(path: str | Path, prefer_ema: bool = True, map_location: str 
     meta = {k: ckpt.get(k) for k in ("config", "step", "metrics", "G_config")}
     meta["weights"] = key
     return G, meta
+
+
+def average_generators(paths, prefer_ema: bool = True):
+    """Load several checkpoints of one run and average their generator weights (stochastic weight
+    averaging over snapshots, Izmailov et al. 2018): steadier than any single snapshot when the
+    validation score swings between neighbouring checkpoints.
+
+    Floating-point tensors (weights, BatchNorm running statistics) are averaged; integer buffers
+    come from the last checkpoint. All checkpoints must share ``G_config``.
+
+    Args:
+        paths: checkpoint files, in training order (the last one supplies ``config`` and ``step``).
+        prefer_ema: average the EMA weights of checkpoints that have them.
+
+    Returns:
+        ``(G, meta)`` as :func:`load_generator`, with ``meta["averaged"]`` the number of checkpoints
+        and ``meta["steps"]`` their steps.
+
+    Example:
+        >>> average_generators([])
+        Traceback (most recent call last):
+        ...
+        dehaze.errors.CheckpointError: no checkpoints to average
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise CheckpointError("no checkpoints to average")
+    loaded = [load_generator(p, prefer_ema=prefer_ema) for p in paths]
+    G, meta = loaded[-1]
+    for p, (_, m) in zip(paths, loaded):
+        if m["G_config"] != meta["G_config"]:
+            raise CheckpointError(f"{p} has another generator ({m['G_config']}) than {paths[-1]}; average one run only")
+    states = [g.state_dict() for g, _ in loaded]
+    avg = {
+        k: (sum(s[k].double() for s in states) / len(states)).to(v.dtype) if v.is_floating_point() else v
+        for k, v in states[-1].items()
+    }
+    G.load_state_dict(avg)
+    meta = {**meta, "averaged": len(paths), "steps": [m["step"] for _, m in loaded]}
+    return G.eval(), meta
