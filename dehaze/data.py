@@ -37,7 +37,7 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from dehaze.errors import InputError
-from dehaze.haze import HazeMixture, HazeSynthesizer, synthesize_pair
+from dehaze.haze import HazeMixture, HazeSynthesizer, float01, synthesize_pair
 from dehaze.io import read_photo
 
 __all__ = [
@@ -237,12 +237,6 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return img.astype(np.float32) / np.float32(np.iinfo(img.dtype).max if img.dtype.kind in "ui" else 1.0)
 
 
-def _float01(image: np.ndarray) -> np.ndarray:
-    return (
-        image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32, copy=False)
-    )
-
-
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """HxWx3 image (uint8, or float in [0, 1]) -> 3xHxW float32 tensor in [-1, 1].
 
@@ -252,7 +246,7 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     """
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 image, got shape {image.shape}")
-    x = torch.from_numpy(np.ascontiguousarray(_float01(image).transpose(2, 0, 1)))
+    x = torch.from_numpy(np.ascontiguousarray(float01(image).transpose(2, 0, 1)))
     return x * 2.0 - 1.0
 
 
@@ -351,7 +345,7 @@ class PairedFolderDataset(_SeededDataset):
         hazy, clear = read_rgb(hp), read_rgb(cp)
         clear = fit_clear(hazy, clear, hp, cp)
         if hazy.dtype != clear.dtype:  # one 8-bit and one 16-bit file
-            hazy, clear = _float01(hazy), _float01(clear)
+            hazy, clear = float01(hazy), float01(clear)
         if self.transform is not None:
             if self.augment:
                 seed = int(self._rng(index).integers(2**31))
@@ -485,7 +479,7 @@ class SyntheticHazeDataset(_SeededDataset):
         if rng.random() < 0.5:
             clear = clear[:, ::-1]
         # the scene type's exposure gain (HazeSynthesizer.exposure) changes the target as well
-        clear, hazy, meta = synthesize_pair(_float01(np.ascontiguousarray(clear)), rng, self.synth, self.with_asm)
+        clear, hazy, meta = synthesize_pair(float01(np.ascontiguousarray(clear)), rng, self.synth, self.with_asm)
         item = {"hazy": to_tensor(hazy), "clear": to_tensor(clear), "name": self.files[i].stem}
         if self.with_asm:
             item["A"] = torch.tensor(meta["A"], dtype=torch.float32)

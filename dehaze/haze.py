@@ -48,6 +48,7 @@ __all__ = [
     "HazeSynthesizer",
     "atmospheric_scattering",
     "color_attenuation_depth",
+    "float01",
     "guided_filter",
     "haze_preset",
     "planes_depth",
@@ -545,6 +546,11 @@ def _to_numpy_image(clear) -> tuple[np.ndarray, torch.Tensor | None]:
     return _check_image(np.asarray(clear), "clear"), None
 
 
+def float01(image: np.ndarray) -> np.ndarray:
+    """An image as float32 in [0, 1]: uint8 is scaled by 1/255, floats are kept (no copy when float32)."""
+    return image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32, copy=False)
+
+
 def synthesize_pair(
     clear: np.ndarray,
     rng: np.random.Generator | int | None = None,
@@ -574,8 +580,7 @@ def synthesize_pair(
     synth = synth if synth is not None else PRESETS["indoor"]
     if isinstance(synth, HazeMixture):
         synth = synth.pick(rng)
-    image = _check_image(np.asarray(clear), "clear")
-    image = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32, copy=False)
+    image = float01(_check_image(np.asarray(clear), "clear"))
     lo, hi = synth.exposure
     gain = lo if lo == hi else math.exp(rng.uniform(math.log(lo), math.log(hi)))
     if gain != 1.0:
@@ -627,9 +632,7 @@ def synthesize_haze(
     if isinstance(synth, HazeMixture):
         synth = synth.pick(rng)
     image, tensor = _to_numpy_image(clear)
-    if image.dtype == np.uint8:
-        image = image.astype(np.float32) / 255.0
-    image = image.astype(np.float32, copy=False)
+    image = float01(image)
     h, w = image.shape[:2]
     if h < 2 or w < 2:
         raise InputError(f"image of {w}x{h} pixels is too small to add haze to")

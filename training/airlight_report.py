@@ -17,13 +17,12 @@ import json
 import sys
 
 import numpy as np
-import torch
 
+from dehaze.cli.evaluate import score
 from dehaze.data import find_pairs, fit_clear
 from dehaze.errors import DehazeError
 from dehaze.inference import Dehazer
 from dehaze.io import read_photo
-from dehaze.metrics import psnr
 
 
 def true_airlight(name: str) -> float | None:
@@ -33,11 +32,6 @@ def true_airlight(name: str) -> float | None:
         return float(parts[1]) if len(parts) == 3 and 0 < float(parts[1]) <= 1 else None
     except ValueError:
         return None
-
-
-def _psnr(out: np.ndarray, clear: np.ndarray) -> float:
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None]  # noqa: E731
-    return float(psnr(t(out), t(clear))[0])
 
 
 def airlight_report(model: str, set_dir: str, limit: int | None = None, tile: int = 512) -> dict:
@@ -56,8 +50,8 @@ def airlight_report(model: str, set_dir: str, limit: int | None = None, tile: in
         est = dh.estimate_airlight(hazy)
         rows.append({
             "hazy": hp.name, "A": a, "A_est": [round(float(v), 4) for v in est],
-            "psnr": _psnr(dh(hazy, airlight=est), clear),
-            "psnr_true_A": _psnr(dh(hazy, airlight=np.full(3, a, np.float32)), clear),
+            "psnr": score(dh(hazy, airlight=est), clear)["psnr"],
+            "psnr_true_A": score(dh(hazy, airlight=np.full(3, a, np.float32)), clear)["psnr"],
         })
     err = np.array([np.mean(r["A_est"]) - r["A"] for r in rows])
     mean = {

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from dehaze.data import IMAGE_EXTENSIONS, clear_candidates, find_pairs, list_images, read_rgb
 from dehaze.errors import InputError
-from dehaze.haze import PRESETS, haze_preset, synthesize_haze
+from dehaze.haze import PRESETS, float01, haze_preset, synthesize_haze
 
 
 def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     lines = []
     for f in tqdm(files, desc="synth", unit="photo", disable=not sys.stderr.isatty()):
         clear = read_rgb(f)
-        clear = clear.astype(np.float32) / 255.0 if clear.dtype == np.uint8 else clear
+        clear = float01(clear)
         clear = np.round(clear * 255.0) / 255.0  # what the 8-bit PNG will hold
         _write_atomic(out / "clear" / f"{f.stem}.png", _png(clear))
         for k in range(1, args.per_image + 1):
