@@ -190,3 +190,21 @@ def test_export_refuses_to_average_different_generators(exported, tmp_path, caps
     assert main(["export", str(exported[0] / "ckpt.pt"), str(tmp_path / "wide.pt"), "-o", str(tmp_path / "m.onnx")]) == 2
     assert "average one run only" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_export_prior_airlight_head_keeps_parity(tmp_path):
+    """The dark-channel statistics (min/max pooling, softmax) export and match PyTorch."""
+    torch.manual_seed(2)
+    G = UNetGenerator(width=4, depth=3, head="asm", airlight_head="prior").eval()
+    torch.nn.init.normal_(G.airlight[-1].weight, std=0.3)
+    torch.save({"G": G.state_dict(), "G_config": G.config, "config": {}, "step": 1, "metrics": {}},
+               tmp_path / "prior.pt")
+    out = tmp_path / "prior.onnx"
+    assert main(["export", str(tmp_path / "prior.pt"), "-o", str(out)]) == 0
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    x = torch.rand(2, 3, 37, 52) * 2 - 1
+    y, used = sess.run(None, {"input": x.numpy(), "airlight": -np.ones((2, 3), np.float32)})
+    with torch.inference_mode():
+        ref, _, A = G(x, return_asm=True)
+    assert np.abs(y - ref.numpy()).max() < 1e-4 and np.allclose(used, A.flatten(1).numpy(), atol=1e-5)
+    assert np.ptp(used) > 1e-3  # the estimate depends on the photo, not only on the bias

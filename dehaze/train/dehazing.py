@@ -80,7 +80,8 @@ DEFAULTS: dict = {
     },
     "model": {
         "G": {"width": 32, "depth": 5, "max_width": 256, "norm": "batch", "dropout": 0.0,
-              "upsample": "deconv", "residual": False, "head": "image", "t_min": 0.05},
+              "upsample": "deconv", "residual": False, "head": "image", "t_min": 0.05,
+              "airlight_head": "mean"},
         "D": {"width": 64, "n_layers": 3, "norm": "batch", "spectral_norm": False},
         "C": {"hidden": 0, "conv_width": 32},
     },
