@@ -68,6 +68,7 @@ DEFAULTS: dict = {
         "paired": [],  # folders of real pairs (RESIDE, O-HAZE, ... layouts)
         "haze": "mixed",  # preset name (indoor | outdoor | mixed), or ranges: a mapping or a list (mixture)
         "crop": 128,
+        "scale": [0.25, 1.0],  # window area of a synthetic crop, as a fraction of the photo (then resized)
         "samples_per_epoch": 4000,
         "workers": 2,
         "cache": True,  # keep decoded clean photos in memory
@@ -134,6 +135,10 @@ def check_config(cfg: dict) -> None:
             raise ConfigError("loss.airlight / loss.transmission need model.G.head=asm")
         if cfg["data"]["paired"]:
             raise ConfigError("loss.airlight / loss.transmission need synthetic pairs only (data.paired has no A, t)")
+    sc = cfg["data"]["scale"]
+    if not (isinstance(sc, list) and len(sc) == 2 and all(isinstance(v, int | float) for v in sc)
+            and 0 < sc[0] <= sc[1] <= 1):
+        raise ConfigError(f"data.scale={cfg['data']['scale']} must be [low, high] with 0 < low <= high <= 1")
     m = 2 ** int(cfg["model"]["G"]["depth"])
     if cfg["data"]["crop"] % m:
         raise ConfigError(f"data.crop={cfg['data']['crop']} must be a multiple of 2**depth = {m}")
@@ -157,7 +162,8 @@ def build_train_set(cfg: dict):
     if d["clean"]:
         parts.append(SyntheticHazeDataset(d["clean"], d["crop"], build_haze(d["haze"]),
                                           samples_per_epoch=d["samples_per_epoch"], seed=cfg["seed"],
-                                          cache=d["cache"], with_asm=asm_supervised(cfg)))
+                                          cache=d["cache"], with_asm=asm_supervised(cfg),
+                                          scale=tuple(d["scale"])))
     for root in d["paired"]:
         parts.append(PairedFolderDataset(root, crop=d["crop"], augment=True, seed=cfg["seed"]))
     return parts[0] if len(parts) == 1 else ConcatDataset(parts)

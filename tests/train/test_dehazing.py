@@ -194,3 +194,14 @@ def test_two_process_ddp_on_cpu(data, tmp_path):
     ckpt = torch.load(out / "last.pt", weights_only=False)
     assert ckpt["step"] == 3
     assert "world=2" in r.stderr
+
+
+@pytest.mark.parametrize("scale", [[0.0, 1.0], [0.5, 0.25], [0.5, 1.5], [0.5], "big"])
+def test_crop_scale_range_is_checked(scale):
+    from dehaze.train.dehazing import check_config
+
+    cfg = copy.deepcopy(DEFAULTS)
+    check_config(cfg)  # the defaults pass
+    cfg["data"]["scale"] = scale
+    with pytest.raises(ConfigError, match="data.scale"):
+        check_config(cfg)
