@@ -46,8 +46,7 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from dehaze.export import export_onnx
 
-    source = args.checkpoint if len(args.checkpoint) > 1 else args.checkpoint[0]
-    card = export_onnx(source, args.output, opset=args.opset, check=not args.no_check, prefer_ema=not args.no_ema)
+    card = export_onnx(args.checkpoint, args.output, opset=args.opset, check=not args.no_check, prefer_ema=not args.no_ema)
     parity = card["parity"]["max_abs_error"]
     check = "not checked" if parity is None else f"max |ONNX - PyTorch| = {parity:.2e}"
     averaged = f" averaged over {card['averaged_checkpoints']} checkpoints" if "averaged_checkpoints" in card else ""

@@ -138,7 +138,7 @@ def check_config(cfg: dict) -> None:
     sc = cfg["data"]["scale"]
     if not (isinstance(sc, list) and len(sc) == 2 and all(isinstance(v, int | float) for v in sc)
             and 0 < sc[0] <= sc[1] <= 1):
-        raise ConfigError(f"data.scale={cfg['data']['scale']} must be [low, high] with 0 < low <= high <= 1")
+        raise ConfigError(f"data.scale={sc} must be [low, high] with 0 < low <= high <= 1")
     m = 2 ** int(cfg["model"]["G"]["depth"])
     if cfg["data"]["crop"] % m:
         raise ConfigError(f"data.crop={cfg['data']['crop']} must be a multiple of 2**depth = {m}")
