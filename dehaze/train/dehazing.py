@@ -35,6 +35,7 @@ from dehaze.losses import (
     g_loss,
     l1_loss,
     spectral_regularizer,
+    ssim_loss,
 )
 from dehaze.metrics import psnr, spectral_distance, ssim
 from dehaze.nets import (
@@ -92,6 +93,7 @@ DEFAULTS: dict = {
         "lam": 0.5,  # SSD λ: weight of spatial realness
         "l1": 100.0,  # λ_L1 (pix2pix: 100)
         "adv": 1.0,  # weight of the adversarial term
+        "ssim": 0.0,  # weight of 1 − SSIM on G's output (structure and local contrast)
         "freq_l1": 0.0,  # optional frequency-domain L1
         "spectral_reg": 0.0,  # optional spectral regulariser (BCE of φ, paired)
         "airlight": 0.0,  # asm head: L1 weight on A against the synthesised airlight
@@ -108,6 +110,7 @@ DEFAULTS: dict = {
         "decay_start": 0.5,  # fraction of steps after which the LRs decay linearly to 0
         "ema": 0.999,  # G_ema decay (0: no averaging)
         "ema_start": 500,  # copy G into G_ema until this step
+        "init": [],  # warm start: checkpoint(s) of an earlier run; G from their averaged weights, D from the last
     },
     "log": {"every": 50, "ckpt_every": 250, "snapshot_every": 0},
 }
@@ -121,6 +124,9 @@ def check_config(cfg: dict) -> None:
         raise ConfigError(f"loss.gan '{cfg['loss']['gan']}' is not one of {', '.join(GAN_LOSSES)}")
     if cfg["loss"]["gan"] == "hinge" and cfg["mode"].startswith("ssd") and cfg["loss"]["combine"] == "prob":
         raise ConfigError("loss.gan=hinge needs loss.combine=logit (hinge works on logits)")
+    for k in ("l1", "ssim", "adv", "freq_l1", "spectral_reg", "airlight", "transmission"):
+        if not isinstance(cfg["loss"][k], int | float) or cfg["loss"][k] < 0:
+            raise ConfigError(f"loss.{k} must be a number >= 0, got {cfg['loss'][k]!r}")
     if not 0 <= cfg["loss"]["lam"] <= 1:
         raise ConfigError(f"loss.lam must be in [0, 1], got {cfg['loss']['lam']}")
     if cfg["loss"]["d_transform"] not in ("none", "hff", "hfc"):
@@ -135,6 +141,9 @@ def check_config(cfg: dict) -> None:
             raise ConfigError("loss.airlight / loss.transmission need model.G.head=asm")
         if cfg["data"]["paired"]:
             raise ConfigError("loss.airlight / loss.transmission need synthetic pairs only (data.paired has no A, t)")
+    init = cfg["train"]["init"]
+    if not (isinstance(init, str) or (isinstance(init, list) and all(isinstance(p, str) for p in init))):
+        raise ConfigError(f"train.init must be a checkpoint path or a list of them, got {init!r}")
     sc = cfg["data"]["scale"]
     if not (isinstance(sc, list) and len(sc) == 2 and all(isinstance(v, int | float) for v in sc)
             and 0 < sc[0] <= sc[1] <= 1):
@@ -325,6 +334,8 @@ def train(cfg: dict, resume: bool | str = False) -> dict:
         state = run.load()
         if state is not None:
             start, best = _restore(state, G, D, G_ema, optG, optD, scaler, run.resume_path)
+        elif tc["init"]:
+            _warm_start(tc["init"], cfg["mode"], G, D, G_ema)
         Gd, Dd = dist.wrap_ddp(G, env), (dist.wrap_ddp(D, env) if D else None)
         loader = dist.make_loader(train_set, tc["batch"], env, cfg["data"]["workers"], seed=cfg["seed"] + start)
         batches = dist.infinite(loader)
@@ -376,6 +387,10 @@ def train(cfg: dict, resume: bool | str = False) -> dict:
                 D.requires_grad_(True)
                 loss_G = loss_G + lc["adv"] * adv
                 stats["loss/G_adv"] = adv.item()
+            if lc["ssim"]:
+                s1 = ssim_loss(fake, clear)
+                loss_G = loss_G + lc["ssim"] * s1
+                stats["loss/G_ssim"] = s1.item()
             if lc["freq_l1"]:
                 f1 = frequency_l1(fake, clear)
                 loss_G = loss_G + lc["freq_l1"] * f1
@@ -443,6 +458,26 @@ def _state(cfg, step, G, D, G_ema, optG, optD, scaler, best, metrics) -> dict:
         "optD": optD.state_dict() if optD is not None else None, "scaler": scaler.state_dict(),
         "best_psnr": best, "metrics": metrics, "rng": rng_state(),
     }
+
+
+def _warm_start(init, mode: str, G, D, G_ema) -> None:
+    """``train.init``: G and G_ema from the averaged (EMA) weights of an earlier run's checkpoints, D (and C)
+    from the last of them when it was trained in the same mode; optimisers and step start afresh."""
+    from dehaze.errors import CheckpointError
+    from dehaze.nets import average_generators
+    from dehaze.train.checkpoint import load_checkpoint
+
+    paths = [init] if isinstance(init, str) else list(init)
+    src, meta = average_generators(paths)
+    if meta["G_config"] != G.config:
+        raise CheckpointError(f"train.init: {paths[-1]} has another generator ({meta['G_config']}) than "
+                              f"the config's ({G.config})")
+    G.load_state_dict(src.state_dict())
+    G_ema.load_state_dict(src.state_dict())
+    if D is not None:
+        last = load_checkpoint(paths[-1])
+        if last.get("D") is not None and (last.get("config") or {}).get("mode") == mode:
+            load_state_dict_checked(D, last["D"], "discriminator", paths[-1])
 
 
 def _restore(state, G, D, G_ema, optG, optD, scaler, path) -> tuple[int, float]:

@@ -205,3 +205,57 @@ def test_crop_scale_range_is_checked(scale):
     cfg["data"]["scale"] = scale
     with pytest.raises(ConfigError, match="data.scale"):
         check_config(cfg)
+
+
+@pytest.mark.parametrize("key,value", [("ssim", -1.0), ("l1", "a lot"), ("airlight", -0.5)])
+def test_loss_weights_are_checked(key, value):
+    from dehaze.train.dehazing import check_config
+
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg["loss"][key] = value
+    with pytest.raises(ConfigError, match=f"loss.{key} must be a number >= 0"):
+        check_config(cfg)
+
+
+def test_ssim_loss_term_is_trained_and_logged(data, tmp_path):
+    train(tiny_cfg(data, tmp_path / "a", "ssd-phase", **{"loss.ssim": 50.0}))
+    rows = [r for r in (tmp_path / "a" / "stats.jsonl").read_text().splitlines() if "loss/G_ssim" in r]
+    assert len(rows) == 3
+    train(tiny_cfg(data, tmp_path / "b", "l1"))
+    assert "loss/G_ssim" not in (tmp_path / "b" / "stats.jsonl").read_text()  # weight 0: not computed
+
+
+def test_warm_start_takes_averaged_G_and_last_D(data, tmp_path):
+    from dehaze.nets import average_generators
+
+    src = tmp_path / "src"
+    train(tiny_cfg(data, src, "ssd", steps=4, **{"log.snapshot_every": 2}))
+    snaps = sorted(str(p) for p in src.glob("snapshot-*.pt"))
+    assert len(snaps) == 2
+    import dehaze.train.dehazing as dz
+
+    captured, orig = {}, dz._warm_start
+
+    def spy(init, mode, G, D, G_ema):
+        orig(init, mode, G, D, G_ema)
+        captured.update(G=copy.deepcopy(G.state_dict()), D=copy.deepcopy(D.state_dict()))
+
+    dz._warm_start = spy
+    try:
+        train(tiny_cfg(data, tmp_path / "ft", "ssd", steps=2, **{"train.init": f"[{', '.join(snaps)}]"}))
+    finally:
+        dz._warm_start = orig
+    avg, _ = average_generators(snaps)
+    assert _sd_equal(captured["G"], avg.state_dict())
+    assert _sd_equal(captured["D"], torch.load(snaps[-1], weights_only=False)["D"])
+    assert torch.load(tmp_path / "ft" / "last.pt", weights_only=False)["step"] == 2
+    cfg = tiny_cfg(data, tmp_path / "bad", "ssd", steps=2, **{"train.init": snaps[-1]})
+    cfg["model"]["G"]["width"] = 8
+    from dehaze.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="train.init"):
+        train(cfg)
+    cfg = tiny_cfg(data, tmp_path / "bad2", "ssd", steps=2)
+    cfg["train"]["init"] = 3
+    with pytest.raises(ConfigError, match="train.init"):
+        train(cfg)
