@@ -48,7 +48,9 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
             "are skipped unless --overwrite, so an interrupted run continues where it stopped."
         ),
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files or folders")
+    p.add_argument("-i", "--input", action="append", default=[], metavar="INPUT",
+                   help="an image file or folder, as in Real-ESRGAN and BasicSR (repeatable)")
     p.add_argument(
         "-o", "--output", metavar="OUT_DIR", required=True, help="output folder (not inside an input folder)"
     )
@@ -189,6 +191,9 @@ def _plan(args: argparse.Namespace) -> tuple[list[Job], list[tuple[Path, str]], 
 
 
 def run(args: argparse.Namespace) -> int:
+    args.inputs = [*args.inputs, *args.input]
+    if not args.inputs:
+        raise InputError("no input given: name image files or folders (or -i PATH)")
     jobs, errors, total = _plan(args)
     if total == 0:
         raise InputError(f"no images found in {', '.join(args.inputs)}")

@@ -189,3 +189,14 @@ def test_real_hazy_folder(tmp_path):
     for name in inputs:
         assert read_photo(out / name).rgb.shape == read_photo(src / name).rgb.shape
     assert os.path.getsize(out / inputs[0]) > 0
+
+
+def test_input_flag_as_in_real_esrgan(tmp_path, capsys):
+    a = save(tmp_path / "a" / "one.png", u8(hazy_rgb()), "PNG")
+    b = save(tmp_path / "b" / "two.png", u8(hazy_rgb()), "PNG")
+    out = tmp_path / "out"
+    assert main(["restore", "-i", str(a), "--input", str(b.parent), "-o", str(out), "--method", "dcp"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["one.png", "two.png"]
+    assert main(["restore", "-o", str(out), "--method", "dcp"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "error: no input given: name image files or folders (or -i PATH)"
