@@ -129,7 +129,35 @@ def load_config(path: str | Path | None, overrides: Iterable[str] = (), defaults
     if path is not None:
         data = read_config_file(path)
         cfg = merge(cfg, data, strict=defaults is not None)
-    return apply_overrides(cfg, overrides)
+    cfg = apply_overrides(cfg, overrides)
+    return coerce_numbers(cfg, defaults) if defaults is not None else cfg
+
+
+def coerce_numbers(cfg: Mapping, defaults: Mapping, prefix: str = "") -> dict:
+    """Settings whose default is a number must be numbers. YAML 1.1 reads ``1e-4`` (no dot) as a
+    string; such strings become floats, anything else is a ConfigError naming the setting.
+
+    Example:
+        >>> coerce_numbers({"train": {"lr": "1e-4"}}, {"train": {"lr": 2.0e-4}})
+        {'train': {'lr': 0.0001}}
+    """
+    out = dict(cfg)
+    for k, d in defaults.items():
+        if k not in out:
+            continue
+        v, full = out[k], f"{prefix}{k}"
+        if isinstance(d, Mapping) and isinstance(v, Mapping):
+            out[k] = coerce_numbers(v, d, full + ".")
+        elif isinstance(d, int | float) and not isinstance(d, bool):
+            if isinstance(v, bool) or not isinstance(v, int | float | str):
+                raise ConfigError(f"{full} must be a number, got {v!r}")
+            if isinstance(v, str):
+                try:
+                    v = float(v)
+                except ValueError:
+                    raise ConfigError(f"{full} must be a number, got {v!r}") from None
+                out[k] = int(v) if isinstance(d, int) and v.is_integer() else v
+    return out
 
 
 def save_config(cfg: Mapping, path: str | Path) -> None:

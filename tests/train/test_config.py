@@ -31,3 +31,14 @@ def test_bad_files_and_override_syntax(tmp_path):
         load_config(tmp_path / "bad.yaml")
     with pytest.raises(ConfigError, match="key=value"):
         apply_overrides(DEFAULTS, ["mode"])
+
+
+def test_numbers_in_exponent_notation_and_non_numbers(tmp_path):
+    # YAML 1.1 reads 1e-4 (no dot) as a string: a number setting takes it as the number meant
+    cfg = load_config(None, ["train.lr=1e-4", "train.steps=2e3"], DEFAULTS)
+    assert cfg["train"]["lr"] == 1e-4 and cfg["train"]["steps"] == 2000 and isinstance(cfg["train"]["steps"], int)
+    (tmp_path / "c.yaml").write_text("train:\n  lr: 3e-4\n")
+    assert load_config(tmp_path / "c.yaml", defaults=DEFAULTS)["train"]["lr"] == 3e-4
+    for bad in ("train.lr=fast", "train.steps=true", "train.steps=[1, 2]"):
+        with pytest.raises(ConfigError, match=f"{bad.split('=')[0]} must be a number"):
+            load_config(None, [bad], DEFAULTS)
