@@ -2,12 +2,14 @@
 """How much of a model's error comes from its atmospheric light? A diagnostic for ASM-head models.
 
 RESIDE SOTS outdoor names its hazy images ``ID_A_beta`` (``0001_0.8_0.2.jpg``): the airlight A
-that synthesised them is known. For every pair this restores the photo twice with the same model,
+that synthesised them is known. Other synthetic pairs (SOTS indoor) get A fitted from the pair
+(:func:`fit_airlight`; it gives 1.000 on every sots-dev indoor pair). For every pair this restores the photo twice with the same model,
 once with the model's own estimate of A and once with the true A forced in (``Dehazer(...,
 airlight=)``), and prints the mean estimated A against the true one and both PSNRs. A large gap
 between the two PSNRs means the atmospheric light, not the transmission map, is what to fix.
 
     python training/airlight_report.py models/dehaze-default.onnx ../shared/data/sots-dev/outdoor
+    python training/airlight_report.py models/dehaze-default.onnx ../shared/data/sots-dev/indoor
 """
 
 from __future__ import annotations
@@ -34,22 +36,51 @@ def true_airlight(name: str) -> float | None:
         return None
 
 
+def fit_airlight(hazy: np.ndarray, clear: np.ndarray, step: int = 3) -> float:
+    """The grey airlight A that best explains a synthetic pair by I = J·t + A·(1 − t).
+
+    For each candidate A in [0.5, 1] (steps of 0.001) every pixel gets its least-squares t (over
+    the three channels, clipped to [0, 1]); the A with the smallest mean squared residual wins.
+
+    Args:
+        hazy, clear: HxWx3 float arrays in [0, 1] of the same size.
+        step: use every ``step``-th pixel.
+
+    Example:
+        >>> rng = np.random.default_rng(0); J = rng.random((32, 32, 3)); t = rng.uniform(0.3, 0.9, (32, 32, 1))
+        >>> round(fit_airlight(J * t + 0.85 * (1 - t), J), 3)
+        0.85
+    """
+    i = np.asarray(hazy, np.float64).reshape(-1, 3)[::step]
+    j = np.asarray(clear, np.float64).reshape(-1, 3)[::step]
+    best, best_err = 1.0, np.inf
+    for a in np.arange(0.5, 1.0005, 0.001):
+        di, dj = i - a, j - a
+        t = np.clip((di * dj).sum(1) / np.maximum((dj * dj).sum(1), 1e-8), 0, 1)
+        err = float(((di - t[:, None] * dj) ** 2).mean())
+        if err < best_err:
+            best, best_err = float(a), err
+    return best
+
+
 def airlight_report(model: str, set_dir: str, limit: int | None = None, tile: int = 512) -> dict:
     """Per-pair estimated vs true A and PSNR with each; means under ``"mean"``."""
     dh = Dehazer(model, tile=tile)
     if not dh.shares_airlight:
         raise DehazeError(f"{model} has no ASM head: it does not estimate an atmospheric light")
-    pairs = [(h, c, true_airlight(h.stem)) for h, c in find_pairs(set_dir)[:limit]]
-    pairs = [p for p in pairs if p[2] is not None]
+    pairs = find_pairs(set_dir)[:limit]
     if not pairs:
-        raise DehazeError(f"{set_dir}: no hazy image is named ID_A_beta (RESIDE outdoor), so A is unknown")
+        raise DehazeError(f"{set_dir}: no hazy/clear pairs")
     rows = []
-    for hp, cp, a in pairs:
+    for hp, cp in pairs:
         hazy = read_photo(hp).rgb
         clear = fit_clear(hazy, read_photo(cp).rgb, hp, cp)
+        a, source = true_airlight(hp.stem), "name"
+        if a is None:
+            a, source = round(fit_airlight(hazy, clear), 3), "fit"
         est = dh.estimate_airlight(hazy)
         rows.append({
-            "hazy": hp.name, "A": a, "A_est": [round(float(v), 4) for v in est],
+            "hazy": hp.name, "A": a, "A_source": source, "A_est": [round(float(v), 4) for v in est],
             "psnr": score(dh(hazy, airlight=est), clear)["psnr"],
             "psnr_true_A": score(dh(hazy, airlight=np.full(3, a, np.float32)), clear)["psnr"],
         })
@@ -65,7 +96,7 @@ def airlight_report(model: str, set_dir: str, limit: int | None = None, tile: in
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("model", help="ONNX model or training checkpoint with an ASM head")
-    ap.add_argument("set_dir", help="RESIDE-outdoor-style paired folder (hazy names ID_A_beta)")
+    ap.add_argument("set_dir", help="paired folder; A from RESIDE outdoor names (ID_A_beta), else fitted")
     ap.add_argument("--limit", type=int, default=None, help="only the first N pairs")
     ap.add_argument("--tile", type=int, default=512, help="tile side, as dehaze eval (0: whole image)")
     ap.add_argument("--json", action="store_true", help="print everything as JSON")

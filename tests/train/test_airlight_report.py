@@ -55,10 +55,27 @@ def test_report_compares_the_estimate_with_the_true_airlight(tmp_path, asm_ckpt,
     assert "with the true A" in capsys.readouterr().out
 
 
-def test_report_refuses_sets_without_airlight_in_the_names(tmp_path, asm_ckpt, capsys):
-    root = write_sots_outdoor(tmp_path / "sots", [0.8])
-    (root / "hazy" / "0000_0.8_0.2.png").rename(root / "hazy" / "0000.png")
-    with pytest.raises(DehazeError, match="named ID_A_beta"):
-        report.airlight_report(str(asm_ckpt), str(root))
-    assert report.main([str(asm_ckpt), str(root)]) == 2
+def test_pairs_without_airlight_in_the_name_get_it_fitted(tmp_path, asm_ckpt, capsys):
+    root = write_sots_outdoor(tmp_path / "sots", [0.8, 0.95])
+    (root / "hazy" / "0000_0.8_0.2.png").rename(root / "hazy" / "0000_3.png")  # SOTS indoor style
+    rep = report.airlight_report(str(asm_ckpt), str(root), tile=0)
+    rows = {r["hazy"]: r for r in rep["images"]}
+    assert rows["0000_3.png"]["A_source"] == "fit" and rows["0001_0.95_0.2.png"]["A_source"] == "name"
+    assert rows["0000_3.png"]["A"] == pytest.approx(0.8, abs=0.01)  # 8-bit rounding of the pair
+
+
+def test_fit_airlight_recovers_a_known_airlight():
+    rng = np.random.default_rng(1)
+    J = rng.random((40, 50, 3))
+    t = rng.uniform(0.2, 0.9, (40, 50, 1))
+    for a in (0.7, 0.92, 1.0):
+        assert report.fit_airlight(J * t + a * (1 - t), J) == pytest.approx(a, abs=0.002)
+
+
+def test_report_refuses_a_folder_without_pairs(tmp_path, asm_ckpt, capsys):
+    (tmp_path / "empty" / "hazy").mkdir(parents=True)
+    (tmp_path / "empty" / "clear").mkdir()
+    with pytest.raises(DehazeError):
+        report.airlight_report(str(asm_ckpt), str(tmp_path / "empty"))
+    assert report.main([str(asm_ckpt), str(tmp_path / "empty")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
