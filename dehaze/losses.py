@@ -8,10 +8,10 @@ detached: the adversarial loss trains D (and G through D) only, while C is train
 
 from __future__ import annotations
 
-import kornia
 import torch
 import torch.nn.functional as F
 
+from dehaze.metrics import ssim
 from dehaze.nets.ssd import SSDOutput
 from dehaze.spectral import azimuthal_spectrum
 
@@ -110,10 +110,7 @@ def ssim_loss(x: torch.Tensor, y: torch.Tensor, window: int = 11) -> torch.Tenso
         >>> ssim_loss(x, x).item() < 1e-4 < ssim_loss(x, -x).item()
         True
     """
-    if x.shape != y.shape or x.dim() != 4:
-        raise ValueError(f"expected two (B, C, H, W) tensors of equal shape, got {tuple(x.shape)} and {tuple(y.shape)}")
-    m = kornia.metrics.ssim((x.float() + 1) / 2, (y.float() + 1) / 2, window_size=window, max_val=1.0)
-    return 1 - m.mean()
+    return 1 - ssim((x + 1) / 2, (y + 1) / 2, window).mean()
 
 
 def spectral_regularizer(fake: torch.Tensor, real: torch.Tensor, paired: bool = True,
