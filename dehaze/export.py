@@ -197,6 +197,8 @@ def export_onnx(
     opset: int = MIN_OPSET,
     check: bool = True,
     prefer_ema: bool = True,
+    t_refine: int | None = None,
+    t_refine_eps: float = 1e-3,
 ) -> dict:
     """Export a checkpoint's generator to ``out_path`` (``.onnx``) and write ``NAME.json`` beside it.
 
@@ -207,12 +209,15 @@ def export_onnx(
         opset: ONNX opset, 18 or newer.
         check: run :func:`parity_check` before putting the file in place.
         prefer_ema: export the EMA weights when the checkpoint has them.
+        t_refine: radius of the guided filter on t (``asm`` models, see
+            :func:`dehaze.nets.unet.refine_transmission`), 0 for none; None keeps the checkpoint's.
+        t_refine_eps: the guided filter's regulariser, with ``t_refine``.
 
     Returns:
         The model card (also written to ``out_path.with_suffix(".json")``).
 
     Raises:
-        CheckpointError: unreadable checkpoint. ConfigError: opset too old.
+        CheckpointError: unreadable checkpoint. ConfigError: opset too old, or a bad t_refine.
         ParityError: ONNX Runtime disagrees with PyTorch.
     """
     import onnx
@@ -229,6 +234,12 @@ def export_onnx(
         G, meta = load_generator(sources[0], prefer_ema=prefer_ema)
     else:
         G, meta = average_generators(sources, prefer_ema=prefer_ema)
+    if t_refine is not None:
+        try:
+            G.set_t_refine(t_refine, t_refine_eps)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        meta["G_config"] = dict(G.config)
     steps = meta.get("steps") or [meta.get("step")]
     m = int(G.multiple)
     asm = getattr(G, "head", None) == "asm"

@@ -208,3 +208,28 @@ def test_export_prior_airlight_head_keeps_parity(tmp_path):
         ref, _, A = G(x, return_asm=True)
     assert np.abs(y - ref.numpy()).max() < 1e-4 and np.allclose(used, A.flatten(1).numpy(), atol=1e-5)
     assert np.ptp(used) > 1e-3  # the estimate depends on the photo, not only on the bias
+
+
+def test_export_t_refine_switches_the_guided_filter_on_with_parity(tmp_path, capsys):
+    """--t-refine adds the guided filter on t to a model trained without it: the card's G_config
+    records it, ONNX Runtime matches PyTorch with the filter, and the output differs from the plain model."""
+    torch.manual_seed(3)
+    G = UNetGenerator(width=4, depth=3, head="asm").eval()
+    torch.save({"G": G.state_dict(), "G_config": G.config, "config": {}, "step": 1, "metrics": {}},
+               tmp_path / "asm.pt")
+    out = tmp_path / "gf.onnx"
+    assert main(["export", str(tmp_path / "asm.pt"), "-o", str(out), "--t-refine", "3", "--t-refine-eps", "0.01"]) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["G_config"]["t_refine"] == 3 and card["G_config"]["t_refine_eps"] == 0.01
+    assert card["parity"]["max_abs_error"] < 1e-4
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    x = torch.rand(1, 3, 29, 41) * 2 - 1
+    y = sess.run(["output"], {"input": x.numpy(), "airlight": -np.ones((1, 3), np.float32)})[0]
+    with torch.inference_mode():
+        plain = G(x).numpy()
+        refined = UNetGenerator(**card["G_config"]).eval()
+        refined.load_state_dict(G.state_dict())
+        ref = refined(x).numpy()
+    assert np.abs(y - ref).max() < 1e-4 and np.abs(y - plain).max() > 1e-3
+    assert main(["export", str(tmp_path / "asm.pt"), "-o", str(tmp_path / "bad.onnx"), "--t-refine", "-2"]) == 2
+    assert "t_refine must be" in capsys.readouterr().err and not (tmp_path / "bad.onnx").exists()

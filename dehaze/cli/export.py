@@ -1,6 +1,7 @@
 """``dehaze export``: a training checkpoint to ONNX plus its model card.
 
-    dehaze export CHECKPOINT [CHECKPOINT ...] -o models/NAME.onnx [--opset 18] [--no-ema] [--no-check] [--eval SET_DIR ...]
+    dehaze export CHECKPOINT [CHECKPOINT ...] -o models/NAME.onnx [--opset 18] [--no-ema] [--no-check]
+                  [--t-refine RADIUS [--t-refine-eps EPS]] [--eval SET_DIR ...]
 
 Writes ``NAME.onnx`` (dynamic batch, height and width; input ``input``, output ``output``, NCHW
 RGB float32 in [-1, 1]) and ``NAME.json`` beside it, after checking ONNX Runtime against PyTorch.
@@ -37,6 +38,11 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
     )
     p.add_argument("--no-ema", action="store_true", help="export the raw generator weights, not the EMA ones")
     p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime vs PyTorch parity check")
+    p.add_argument("--t-refine", type=int, metavar="RADIUS",
+                   help="refine the transmission map with a guided filter of this radius in pixels (ASM models; "
+                        "0: off; default: as trained)")
+    p.add_argument("--t-refine-eps", type=float, default=1e-3, metavar="EPS",
+                   help="the guided filter's regulariser in squared grey levels (1e-3)")
     p.add_argument("--eval", metavar="SET_DIR", action="append", default=[],
                    help="score the exported model on this paired folder and record it in the card (repeatable)")
     p.set_defaults(run=run)
@@ -46,7 +52,8 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from dehaze.export import export_onnx
 
-    card = export_onnx(args.checkpoint, args.output, opset=args.opset, check=not args.no_check, prefer_ema=not args.no_ema)
+    card = export_onnx(args.checkpoint, args.output, opset=args.opset, check=not args.no_check,
+                       prefer_ema=not args.no_ema, t_refine=args.t_refine, t_refine_eps=args.t_refine_eps)
     parity = card["parity"]["max_abs_error"]
     check = "not checked" if parity is None else f"max |ONNX - PyTorch| = {parity:.2e}"
     averaged = f" averaged over {card['averaged_checkpoints']} checkpoints" if "averaged_checkpoints" in card else ""

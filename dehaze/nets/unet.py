@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from kornia.filters import guided_blur
 
 NORMS = ("batch", "instance", "none")
 UPSAMPLES = ("deconv", "bilinear")
@@ -38,6 +39,40 @@ def haze_statistics(x: torch.Tensor, patch: int = 15) -> torch.Tensor:
     w = torch.softmax(dark.flatten(1) * 50.0, dim=1)  # 50: pixels 0.02 below the maximum weigh 1/e as much
     a_dcp = (x.flatten(2) * w[:, None]).sum(dim=-1)
     return torch.cat([a_dcp, dark.amax(dim=(2, 3)), dark.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
+
+
+def refine_transmission(image: torch.Tensor, t: torch.Tensor, radius: int, eps: float = 1e-3,
+                        t_min: float = 0.0) -> torch.Tensor:
+    """Guided-filter refinement of a transmission map (He et al., "Guided Image Filtering", 2013).
+
+    Within each ``(2·radius + 1)²`` window t becomes a linear function of the image's grey level:
+    edges in t follow edges in the image, and texture the network copied into t is smoothed away.
+    DCP refines its blocky t the same way; a network's t gains from it too (docs/ablation.md,
+    "Refining t with a guided filter").
+
+    Args:
+        image: (B, 3, H, W) hazy image in [0, 1], the guide (its channel mean is used).
+        t: (B, 1, H, W) transmission map.
+        radius: window radius in pixels (>= 1).
+        eps: regulariser in squared grey levels: larger smooths across weaker image edges.
+        t_min: lower bound of the result (the filter can overshoot slightly).
+
+    Returns:
+        The refined (B, 1, H, W) map, clamped to [t_min, 1].
+
+    Example:
+        >>> image = torch.rand(1, 3, 32, 32)
+        >>> refine_transmission(image, torch.full((1, 1, 32, 32), 0.6), radius=4).sub(0.6).abs().max() < 1e-4
+        tensor(True)
+    """
+    if image.dim() != 4 or image.shape[1] != 3:
+        raise ValueError(f"image: expected (B, 3, H, W), got {tuple(image.shape)}")
+    if t.dim() != 4 or t.shape[1] != 1 or t.shape[2:] != image.shape[2:] or t.shape[0] != image.shape[0]:
+        raise ValueError(f"t: expected (B, 1, H, W) matching the image {tuple(image.shape)}, got {tuple(t.shape)}")
+    if radius < 1 or eps <= 0:
+        raise ValueError(f"radius must be >= 1 and eps > 0, got {radius} and {eps}")
+    guide = image.mean(dim=1, keepdim=True)
+    return guided_blur(guide, t, 2 * radius + 1, eps, border_type="replicate", separable=True).clamp(t_min, 1.0)
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
@@ -109,6 +144,10 @@ class UNetGenerator(nn.Module):
         airlight_head: how the ``asm`` head finds A: ``mean`` (a linear layer on the mean-pooled
             bottleneck) or ``prior`` (a small MLP on the mean- and max-pooled bottleneck plus
             :func:`haze_statistics` of the input: dark-channel extremes that DCP relies on).
+        t_refine: ``asm`` head only: radius in pixels of a guided filter on t
+            (:func:`refine_transmission`), 0 for none. A fixed step without weights: it can be
+            switched on for a trained model (:meth:`set_t_refine`, ``dehaze export --t-refine``).
+        t_refine_eps: the guided filter's regulariser (squared grey levels).
 
     Example:
         >>> G = UNetGenerator(width=8, depth=3)
@@ -119,7 +158,7 @@ class UNetGenerator(nn.Module):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, width: int = 64, depth: int = 5,
                  max_width: int = 512, norm: str = "batch", dropout: float = 0.0,
                  upsample: str = "deconv", residual: bool = False, head: str = "image", t_min: float = 0.05,
-                 airlight_head: str = "mean"):
+                 airlight_head: str = "mean", t_refine: int = 0, t_refine_eps: float = 1e-3):
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
@@ -139,9 +178,11 @@ class UNetGenerator(nn.Module):
         if airlight_head != "mean":  # only when set, so older checkpoints' configs stay as they were
             self.config["airlight_head"] = airlight_head
         self.airlight_head = airlight_head
+        self.head = head
+        self.set_t_refine(t_refine, t_refine_eps)
         self.multiple = 2 ** depth
         self.residual = residual
-        self.head, self.t_min = head, float(t_min)
+        self.t_min = float(t_min)
         ch = [min(width * 2 ** i, max_width) for i in range(depth)]  # channels after each down level
 
         self.down = nn.ModuleList()
@@ -177,6 +218,25 @@ class UNetGenerator(nn.Module):
             conv = last.op if isinstance(last.op, nn.Conv2d | nn.ConvTranspose2d) else last.op[1]
             nn.init.constant_(conv.bias, 2.2)  # σ(2.2) ≈ 0.9: start close to the identity
 
+    def set_t_refine(self, radius: int, eps: float = 1e-3) -> UNetGenerator:
+        """Switch the guided-filter refinement of t on (``radius`` >= 1) or off (0); returns ``self``.
+
+        The setting is part of :attr:`config` (and so of checkpoints and model cards) only when on,
+        so the configs of models without it stay as they were.
+        """
+        if isinstance(radius, bool) or not isinstance(radius, int) or radius < 0:
+            raise ValueError(f"t_refine must be a whole number of pixels >= 0, got {radius!r}")
+        if not eps > 0:
+            raise ValueError(f"t_refine_eps must be positive, got {eps!r}")
+        if radius and self.head != "asm":
+            raise ValueError("t_refine filters the transmission map: it needs head='asm'")
+        self.t_refine, self.t_refine_eps = radius, float(eps)
+        for key in ("t_refine", "t_refine_eps"):
+            self.config.pop(key, None)
+        if radius:
+            self.config.update(t_refine=radius, t_refine_eps=float(eps))
+        return self
+
     def forward(self, x: torch.Tensor, return_asm: bool = False, airlight: torch.Tensor | None = None):
         """The restored image in [-1, 1].
 
@@ -202,6 +262,8 @@ class UNetGenerator(nn.Module):
             y = layer(y)
         if self.head == "asm":
             t = self.t_min + (1 - self.t_min) * torch.sigmoid(y)
+            if self.t_refine:
+                t = refine_transmission((xp + 1) / 2, t, self.t_refine, self.t_refine_eps, self.t_min)
             if self.airlight_head == "mean":
                 feats = bottleneck.mean(dim=(2, 3))
             else:

@@ -83,7 +83,7 @@ DEFAULTS: dict = {
     "model": {
         "G": {"width": 32, "depth": 5, "max_width": 256, "norm": "batch", "dropout": 0.0,
               "upsample": "deconv", "residual": False, "head": "image", "t_min": 0.05,
-              "airlight_head": "mean"},
+              "airlight_head": "mean", "t_refine": 0, "t_refine_eps": 1e-3},
         "D": {"width": 64, "n_layers": 3, "norm": "batch", "spectral_norm": False},
         "C": {"hidden": 0, "conv_width": 32},
     },
@@ -223,7 +223,10 @@ def load_val_sets(cfg: dict, multiple: int) -> dict[str, list[dict]]:
 
 def build_nets(cfg: dict, device: torch.device):
     """G, and D (plain or SSD) or None for ``l1``."""
-    G = UNetGenerator(**cfg["model"]["G"]).to(device)
+    try:
+        G = UNetGenerator(**cfg["model"]["G"]).to(device)
+    except ValueError as exc:
+        raise ConfigError(f"model.G: {exc}") from None
     if cfg["mode"] == "l1":
         return G, None
     D = PatchDiscriminator(in_channels=6, **cfg["model"]["D"])

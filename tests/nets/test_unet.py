@@ -3,7 +3,7 @@ import torch
 
 from dehaze.errors import CheckpointError
 from dehaze.nets import UNetGenerator, build_generator, count_parameters, load_generator
-from dehaze.nets.unet import haze_statistics
+from dehaze.nets.unet import haze_statistics, refine_transmission
 
 
 @pytest.mark.parametrize("h,w", [(37, 50), (64, 64), (1, 1), (33, 129)])
@@ -111,3 +111,76 @@ def test_prior_airlight_head_reads_the_image_statistics():
         UNetGenerator(head="asm", airlight_head="dcp")
     with pytest.raises(ValueError, match="in_channels == 3"):
         UNetGenerator(in_channels=1, out_channels=1, head="asm", airlight_head="prior")
+
+
+def test_refine_transmission_follows_image_edges_and_drops_copied_texture():
+    """A t whose edge is 4 px off the image's edge and that carries the image's texture comes out with
+    its edge on the image's and flat within each side (He et al.'s guided filter)."""
+    torch.manual_seed(0)
+    image = torch.full((1, 3, 48, 64), 0.3)
+    image[..., 32:] = 0.8  # a vertical edge at x = 32
+    image = image + 0.01 * torch.randn(1, 1, 48, 64)  # fine texture, shared by the channels
+    t = torch.full((1, 1, 48, 64), 0.4)
+    t[..., 36:] = 0.9  # the network's edge is 4 px to the right
+    t = t + 0.05 * torch.randn(1, 1, 48, 64)  # and its own noise
+    r = refine_transmission(image, t, radius=6, eps=1e-3, t_min=0.05)
+    assert r.shape == t.shape and r.min() >= 0.05 and r.max() <= 1.0
+    # its biggest step moves to the image's edge, and between the two edges it rises towards the bright side
+    assert int(r.mean(dim=(0, 1, 2)).diff().argmax()) == 31 and int(t.mean(dim=(0, 1, 2)).diff().argmax()) == 35
+    assert r[..., 32:36].mean() > t[..., 32:36].mean() + 0.15
+    # within each flat side the noise is mostly gone
+    assert r[..., 8:24].std() < 0.3 * t[..., 8:24].std()
+    x = torch.rand(2, 3, 16, 16, requires_grad=True)
+    refine_transmission(x, torch.rand(2, 1, 16, 16), radius=2).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    with pytest.raises(ValueError, match="image"):
+        refine_transmission(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8), 2)
+    with pytest.raises(ValueError, match="t: expected"):
+        refine_transmission(torch.rand(1, 3, 8, 8), torch.rand(1, 1, 8, 9), 2)
+    with pytest.raises(ValueError, match="radius"):
+        refine_transmission(torch.rand(1, 3, 8, 8), torch.rand(1, 1, 8, 8), 0)
+
+
+def test_t_refine_filters_the_asm_heads_transmission():
+    torch.manual_seed(1)
+    G = UNetGenerator(width=4, depth=3, head="asm").eval()
+    assert "t_refine" not in G.config  # off: configs of older models stay as they were
+    x = torch.rand(2, 3, 30, 45) * 2 - 1
+    with torch.inference_mode():
+        _, t_plain, A = G(x, return_asm=True)
+        G.set_t_refine(4, 1e-2)
+        J, t, A2 = G(x, return_asm=True)
+    assert G.config["t_refine"] == 4 and G.config["t_refine_eps"] == 0.01
+    from dehaze.nets.unet import pad_to_multiple
+
+    xp, _, _ = pad_to_multiple(x, G.multiple)  # the filter runs on the padded image, like the network
+    with torch.inference_mode():
+        tp = G.t_min + (1 - G.t_min) * torch.sigmoid(_decoder_output(G, xp))
+        expected = refine_transmission((xp + 1) / 2, tp, 4, 1e-2, G.t_min)[..., :30, :45]
+    assert torch.allclose(t, expected, atol=1e-6) and not torch.allclose(t, t_plain, atol=1e-3)
+    assert torch.allclose(A, A2)
+    assert torch.allclose((J + 1) / 2, (((x + 1) / 2 - A) / t + A).clamp(0, 1), atol=1e-5)
+    assert build_generator(G.config).t_refine == 4  # checkpoints rebuild with it
+    assert "t_refine" not in G.set_t_refine(0).config
+    with torch.inference_mode():  # tiny inputs: the window is wider than the padded image
+        assert UNetGenerator(width=4, depth=3, head="asm", t_refine=16).eval()(torch.zeros(1, 3, 1, 1)).shape == (1, 3, 1, 1)
+    with pytest.raises(ValueError, match="head='asm'"):
+        UNetGenerator(width=4, depth=3, t_refine=4)
+    with pytest.raises(ValueError, match="t_refine"):
+        UNetGenerator(width=4, depth=3, head="asm", t_refine=2.5)
+    with pytest.raises(ValueError, match="t_refine_eps"):
+        UNetGenerator(width=4, depth=3, head="asm", t_refine=2, t_refine_eps=0)
+
+
+def _decoder_output(G, xp):
+    """The ASM head's pre-sigmoid t map, by running the encoder and decoder as ``forward`` does."""
+    skips, y = [], xp
+    for layer in G.down:
+        y = layer(y)
+        skips.append(y)
+    skips.pop()
+    for j, layer in enumerate(G.up):
+        if j > 0:
+            y = torch.cat([y, skips.pop()], dim=1)
+        y = layer(y)
+    return y
