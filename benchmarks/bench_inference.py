@@ -7,7 +7,9 @@ A UNetGenerator of the shipping size (random weights: speed does not depend on t
 a checkpoint and exported with ``dehaze.export.export_onnx`` (parity checked). Each method runs
 through the path users get (:class:`dehaze.inference.Dehazer` with its default tiling, and
 ``dehaze.classical.dehaze_dcp``) on random square images; the best of ``--repeats`` runs after a
-warm-up is reported as seconds per megapixel, then as ratios to ONNX Runtime. Finally the peak
+warm-up is reported as seconds per megapixel, then as ratios to ONNX Runtime. A generator that
+refines its transmission map (``t_refine``, e.g. the shipped model's card) also runs without the
+refinement, and the cost of the guided filter is printed as a ratio. Finally the peak
 resident memory of dehazing a 4096x2160 image with tiling is measured in fresh subprocesses (the
 library on an array, and ``dehaze restore`` of a JPEG file end to end), next to the peak of the
 same process before the image.
@@ -104,6 +106,10 @@ def main() -> None:
             "torch eager": Dehazer(ckpt, tile=args.tile, device="cpu"),
             "dcp": dehaze_dcp,
         }
+        refined = bool(getattr(G, "t_refine", 0))
+        if refined:  # the same network without the guided filter on t
+            export_onnx(ckpt, Path(tmp) / "plain.onnx", t_refine=0)
+            methods["ORT, t unrefined"] = Dehazer(Path(tmp) / "plain.onnx", tile=args.tile, threads=args.threads)
         rows = {}
         rng = np.random.default_rng(0)
         for size in args.sizes:
@@ -115,6 +121,7 @@ def main() -> None:
             f"\nseconds per megapixel (lower is better)\n{'size':>10} "
             + " ".join(f"{n:>12}" for n in methods)
             + f" {'torch/ORT':>10} {'DCP/ORT':>9}"
+            + (f" {'ORT/unrefined':>14}" if refined else "")
         )
         for size, r in rows.items():
             ort_s = r["onnxruntime"]
@@ -122,6 +129,7 @@ def main() -> None:
                 f"{size:>5}x{size:<4} "
                 + " ".join(f"{r[n]:12.3f}" for n in methods)
                 + f" {r['torch eager'] / ort_s:10.2f} {r['dcp'] / ort_s:9.3f}"
+                + (f" {ort_s / r['ORT, t unrefined']:14.2f}" if refined else "")
             )
 
         if not args.skip_memory:
