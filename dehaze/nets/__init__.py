@@ -15,13 +15,27 @@ from dehaze.nets.unet import UNetGenerator
 __all__ = [
     "UNetGenerator", "PatchDiscriminator", "SpectralClassifier", "PhaseSpectrumClassifier",
     "SpectrumMapClassifier", "SSDDiscriminator", "SSDOutput", "ssd_combine", "build_spectral_classifier",
-    "build_generator", "load_generator", "average_generators", "count_parameters",
+    "build_generator", "load_generator", "average_generators", "count_parameters", "weight_layout",
 ]
 
 
 def count_parameters(module: torch.nn.Module) -> int:
     """Number of parameters of ``module``."""
     return sum(p.numel() for p in module.parameters())
+
+
+WEIGHTLESS_G_KEYS = ("t_refine", "t_refine_eps")  # generator settings that change no weights
+
+
+def weight_layout(cfg: dict) -> dict:
+    """A generator config without its weightless settings: two generators whose layouts are equal
+    can load each other's weights (e.g. a fine-tune that adds ``t_refine``).
+
+    Example:
+        >>> weight_layout({"width": 32, "t_refine": 8, "t_refine_eps": 1.0})
+        {'width': 32}
+    """
+    return {k: v for k, v in (cfg or {}).items() if k not in WEIGHTLESS_G_KEYS}
 
 
 def build_generator(cfg: dict) -> UNetGenerator:

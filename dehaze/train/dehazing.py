@@ -471,12 +471,12 @@ def _warm_start(init, mode: str, G, D, G_ema) -> None:
     """``train.init``: G and G_ema from the averaged (EMA) weights of an earlier run's checkpoints, D (and C)
     from the last of them when it was trained in the same mode; optimisers and step start afresh."""
     from dehaze.errors import CheckpointError
-    from dehaze.nets import average_generators
+    from dehaze.nets import average_generators, weight_layout
     from dehaze.train.checkpoint import load_checkpoint
 
     paths = [init] if isinstance(init, str) else list(init)
     src, meta = average_generators(paths)
-    if meta["G_config"] != G.config:
+    if weight_layout(meta["G_config"]) != weight_layout(G.config):  # t_refine may differ: it has no weights
         raise CheckpointError(f"train.init: {paths[-1]} has another generator ({meta['G_config']}) than "
                               f"the config's ({G.config})")
     G.load_state_dict(src.state_dict())

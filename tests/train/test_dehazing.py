@@ -95,6 +95,13 @@ def test_asm_head_supervised_with_synthesised_airlight_and_transmission(data, tm
         train(tiny_cfg(data, tmp_path / "c", "l1", **{"model.G": G, "loss.transmission": 1.0,
                                                        "data.paired": f"[{data / 'val'}]"}))
 
+    # a fine-tune may add the guided filter on t: it has no weights, so the warm start still fits
+    G_gf = G.replace("t_min: 0.05}", "t_min: 0.05, t_refine: 2, t_refine_eps: 0.5}")
+    train(tiny_cfg(data, tmp_path / "gf", "ssd-phase", steps=2,
+                   **{"model.G": G_gf, "train.init": str(tmp_path / "a" / "last.pt"), "loss.transmission": 5.0}))
+    ckpt = torch.load(tmp_path / "gf" / "last.pt", weights_only=False)
+    assert ckpt["G_config"]["t_refine"] == 2 and ckpt["G_config"]["t_refine_eps"] == 0.5
+
 
 def _sd_equal(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
