@@ -370,13 +370,15 @@ def _png_with_icc(png: bytes, icc: bytes) -> bytes:
 _MAX_SIDE = {"WEBP": 16383, "JPEG": 65500}
 
 
-def encode_photo(photo: Photo, fmt: str | None = None, quality: int = 95) -> bytes:
+def encode_photo(photo: Photo, fmt: str | None = None, quality: int = 95, png_level: int = 6) -> bytes:
     """Encode a photo into file bytes, keeping bit depth, alpha, grayscale and ICC where the format can.
 
     Args:
         photo: the photo to encode.
         fmt: "PNG", "JPEG", "TIFF", "WEBP" or "BMP" (also "jpg", "tif"); None -> ``photo.format``.
         quality: JPEG/WEBP quality, 1..100.
+        png_level: PNG zlib level, 0..9 (lossless at every level): 6 is the usual size/time balance;
+            1 encodes about 4x faster for files about 10% larger (the HTTP service uses it).
 
     Example:
         >>> p = Photo(np.ones((2, 2, 3), np.float32), None, 16, False, "PNG")
@@ -385,6 +387,8 @@ def encode_photo(photo: Photo, fmt: str | None = None, quality: int = 95) -> byt
     """
     _check_photo(photo)
     fmt = _normalise_format(fmt or photo.format)
+    if isinstance(png_level, bool) or not isinstance(png_level, int) or not 0 <= png_level <= 9:
+        raise ValueError(f"png_level must be a whole number in 0..9, got {png_level!r}")
     h, w = photo.rgb.shape[:2]
     limit = _MAX_SIDE.get(fmt)
     if limit and max(h, w) > limit:
@@ -405,7 +409,7 @@ def encode_photo(photo: Photo, fmt: str | None = None, quality: int = 95) -> byt
         planes = [rgb_q] if alpha is None else [rgb_q, _alpha_as(alpha, bits)[..., None]]
 
     if bits == 16:
-        return _encode_16bit(planes, photo.grayscale, fmt, photo.icc_profile)
+        return _encode_16bit(planes, photo.grayscale, fmt, photo.icc_profile, png_level)
 
     if photo.grayscale:
         arr = planes[0] if alpha is None else np.dstack(planes)
@@ -423,18 +427,21 @@ def encode_photo(photo: Photo, fmt: str | None = None, quality: int = 95) -> byt
         kwargs["quality"] = int(quality)
     if fmt == "TIFF":
         kwargs["compression"] = "tiff_lzw"
+    if fmt == "PNG":
+        kwargs["compress_level"] = png_level
     buf = io.BytesIO()
     img.save(buf, format=fmt, **kwargs)
     return buf.getvalue()
 
 
-def _encode_16bit(planes: list[np.ndarray], gray: bool, fmt: str, icc: bytes | None) -> bytes:
+def _encode_16bit(planes: list[np.ndarray], gray: bool, fmt: str, icc: bytes | None, png_level: int = 6) -> bytes:
     if gray:  # equal channels, so no BGR swap; OpenCV has no two-channel (grey+alpha) writer
         arr = planes[0] if len(planes) == 1 else np.dstack([planes[0]] * 3 + [planes[1]])
     else:
         rgb = planes[0] if len(planes) == 1 else np.concatenate(planes, axis=2)
         arr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR if rgb.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
-    ok, buf = cv2.imencode(EXTENSIONS[fmt], arr)
+    params = [cv2.IMWRITE_PNG_COMPRESSION, png_level] if fmt == "PNG" else []
+    ok, buf = cv2.imencode(EXTENSIONS[fmt], arr, params)
     if not ok:
         raise UnsupportedFormatError(f"OpenCV could not encode a 16-bit {fmt} image")
     data = buf.tobytes()

@@ -231,3 +231,17 @@ def test_format_for_extension():
     assert format_for_extension("a/b.JPEG") == "JPEG"
     assert format_for_extension("x.tif") == "TIFF"
     assert format_for_extension("x.txt") is None
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_png_level_is_lossless_and_trades_size_for_speed(bits):
+    """Every zlib level decodes to the same pixels; level 0 stores, 9 squeezes hardest."""
+    y, x = np.mgrid[0:64, 0:96] / 96.0
+    rgb = np.stack([x, y, 0.5 * (x + y)], -1).astype(np.float32)  # smooth: compresses well
+    photo = Photo(rgb, None, bits, False, "PNG")
+    data = {level: encode_photo(photo, "PNG", png_level=level) for level in (0, 1, 9)}
+    pixels = {level: read_photo(d).rgb for level, d in data.items()}
+    assert all(np.array_equal(pixels[0], p) for p in pixels.values())
+    assert len(data[0]) > len(data[1]) >= len(data[9])
+    with pytest.raises(ValueError, match="png_level"):
+        encode_photo(photo, "PNG", png_level=10)
