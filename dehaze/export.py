@@ -198,7 +198,7 @@ def export_onnx(
     check: bool = True,
     prefer_ema: bool = True,
     t_refine: int | None = None,
-    t_refine_eps: float = 1e-3,
+    t_refine_eps: float = 1.0,
 ) -> dict:
     """Export a checkpoint's generator to ``out_path`` (``.onnx``) and write ``NAME.json`` beside it.
 

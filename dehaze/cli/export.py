@@ -41,8 +41,9 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
     p.add_argument("--t-refine", type=int, metavar="RADIUS",
                    help="refine the transmission map with a guided filter of this radius in pixels (ASM models; "
                         "0: off; default: as trained)")
-    p.add_argument("--t-refine-eps", type=float, default=1e-3, metavar="EPS",
-                   help="the guided filter's regulariser in squared grey levels (1e-3)")
+    p.add_argument("--t-refine-eps", type=float, default=1.0, metavar="EPS",
+                   help="the guided filter's regulariser in squared grey levels (1: close to plain smoothing, "
+                        "which measured best; small values copy the image's texture into t)")
     p.add_argument("--eval", metavar="SET_DIR", action="append", default=[],
                    help="score the exported model on this paired folder and record it in the card (repeatable)")
     p.set_defaults(run=run)

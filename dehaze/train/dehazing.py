@@ -83,7 +83,7 @@ DEFAULTS: dict = {
     "model": {
         "G": {"width": 32, "depth": 5, "max_width": 256, "norm": "batch", "dropout": 0.0,
               "upsample": "deconv", "residual": False, "head": "image", "t_min": 0.05,
-              "airlight_head": "mean", "t_refine": 0, "t_refine_eps": 1e-3},
+              "airlight_head": "mean", "t_refine": 0, "t_refine_eps": 1.0},
         "D": {"width": 64, "n_layers": 3, "norm": "batch", "spectral_norm": False},
         "C": {"hidden": 0, "conv_width": 32},
     },
