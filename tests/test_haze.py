@@ -155,7 +155,7 @@ def test_guided_filter_keeps_edges_and_smooths_noise():
     out = guided_filter(guide, noisy, 3, eps=1e-2)
     assert abs(out[:, :14].mean()) < 0.05 and abs(out[:, 18:].mean() - 1) < 0.05
     assert out[:, :14].std() < 0.5 * noisy[:, :14].std()
-    with pytest.raises(ValueError, match="one shape"):
+    with pytest.raises(ValueError, match="guide.s size"):
         guided_filter(guide, noisy[:10], 3)
 
 
