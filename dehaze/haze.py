@@ -41,6 +41,7 @@ import torch
 
 from dehaze.classical import guided_filter  # re-exported: depth maps follow image edges with it
 from dehaze.errors import ConfigError, InputError
+from dehaze.io import shrink_to_fit
 
 __all__ = [
     "DEPTH_PRIORS",
@@ -453,11 +454,7 @@ def sky_fraction(rgb: np.ndarray, size: int = 256) -> float:
         >>> sky_fraction(np.zeros((60, 90, 3), np.float32))
         0.0
     """
-    x = float01(_check_image(np.asarray(rgb), "rgb"))
-    h, w = x.shape[:2]
-    f = min(1.0, size / max(h, w))
-    if f < 1:
-        x = cv2.resize(x, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    x = shrink_to_fit(float01(_check_image(np.asarray(rgb), "rgb")), size)
     g = cv2.GaussianBlur(x.mean(2), (0, 0), 1.0)
     grad = np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))
     hi, lo = x.max(2), x.min(2)

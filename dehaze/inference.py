@@ -24,11 +24,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from dehaze.errors import CheckpointError, ConfigError, DehazeError
-from dehaze.io import Photo
+from dehaze.io import Photo, shrink_to_fit
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
@@ -361,13 +360,7 @@ class Dehazer:
         fit one tile; None for models that do not predict one (``image`` head)."""
         if not self.shares_airlight:
             return None
-        rgb = _check_rgb(rgb)
-        h, w = rgb.shape[:2]
-        side = self.tile or DEFAULT_TILE
-        if max(h, w) > side:
-            f = side / max(h, w)
-            rgb = cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-        return self._infer(rgb)[1]
+        return self._infer(shrink_to_fit(_check_rgb(rgb), self.tile or DEFAULT_TILE))[1]
 
     def __call__(self, rgb: np.ndarray, airlight: np.ndarray | None = None) -> np.ndarray:
         """Dehaze ``rgb`` (HxWx3 float32 in [0, 1]) -> HxWx3 float32 in [0, 1].

@@ -22,7 +22,6 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -30,7 +29,7 @@ from dehaze.cli.evaluate import score
 from dehaze.data import find_pairs, fit_clear
 from dehaze.errors import ConfigError, InputError, run_reporting_errors
 from dehaze.inference import DEFAULT_TILE
-from dehaze.io import read_photo
+from dehaze.io import read_photo, shrink_to_fit
 from dehaze.nets import average_generators, load_generator
 from dehaze.nets.unet import refine_transmission
 
@@ -73,14 +72,9 @@ def t_refine_report(checkpoints: list[str], sets: list[str], filters: list[tuple
         for hazy_path, clear_path in pairs:
             hazy = read_photo(hazy_path).rgb
             clear = fit_clear(hazy, read_photo(clear_path).rgb, hazy_path, clear_path)
-            h, w = hazy.shape[:2]
-            small = hazy
-            if max(h, w) > DEFAULT_TILE:
-                f = DEFAULT_TILE / max(h, w)
-                small = cv2.resize(hazy, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
             x = _tensor(hazy)
-            with torch.inference_mode():
-                A = G(_tensor(small) * 2 - 1, return_asm=True)[2].flatten(1)
+            with torch.inference_mode():  # A from the photo shrunk to one tile, as Dehazer.estimate_airlight
+                A = G(_tensor(shrink_to_fit(hazy, DEFAULT_TILE)) * 2 - 1, return_asm=True)[2].flatten(1)
                 _, t, A = G(x * 2 - 1, return_asm=True, airlight=A)
                 for radius, eps in filters:
                     tt = t if radius == 0 else refine_transmission(x, t, radius, eps, G.t_min)

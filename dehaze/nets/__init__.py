@@ -10,7 +10,7 @@ from dehaze.errors import CheckpointError
 from dehaze.nets.patchgan import PatchDiscriminator
 from dehaze.nets.spectral_classifier import PhaseSpectrumClassifier, SpectralClassifier, SpectrumMapClassifier
 from dehaze.nets.ssd import SSDDiscriminator, SSDOutput, build_spectral_classifier, ssd_combine
-from dehaze.nets.unet import UNetGenerator
+from dehaze.nets.unet import WEIGHTLESS_KEYS, UNetGenerator
 
 __all__ = [
     "UNetGenerator", "PatchDiscriminator", "SpectralClassifier", "PhaseSpectrumClassifier",
@@ -24,9 +24,6 @@ def count_parameters(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-WEIGHTLESS_G_KEYS = ("t_refine", "t_refine_eps")  # generator settings that change no weights
-
-
 def weight_layout(cfg: dict) -> dict:
     """A generator config without its weightless settings: two generators whose layouts are equal
     can load each other's weights (e.g. a fine-tune that adds ``t_refine``).
@@ -35,7 +32,7 @@ def weight_layout(cfg: dict) -> dict:
         >>> weight_layout({"width": 32, "t_refine": 8, "t_refine_eps": 1.0})
         {'width': 32}
     """
-    return {k: v for k, v in (cfg or {}).items() if k not in WEIGHTLESS_G_KEYS}
+    return {k: v for k, v in (cfg or {}).items() if k not in WEIGHTLESS_KEYS}
 
 
 def build_generator(cfg: dict) -> UNetGenerator:

@@ -11,6 +11,7 @@ NORMS = ("batch", "instance", "none")
 UPSAMPLES = ("deconv", "bilinear")
 HEADS = ("image", "asm")
 AIRLIGHT_HEADS = ("mean", "prior")
+WEIGHTLESS_KEYS = ("t_refine", "t_refine_eps")  # generator settings that change no weights
 
 
 def haze_statistics(x: torch.Tensor, patch: int = 15) -> torch.Tensor:
@@ -233,7 +234,7 @@ class UNetGenerator(nn.Module):
         if radius and self.head != "asm":
             raise ValueError("t_refine filters the transmission map: it needs head='asm'")
         self.t_refine, self.t_refine_eps = radius, float(eps)
-        for key in ("t_refine", "t_refine_eps"):
+        for key in WEIGHTLESS_KEYS:
             self.config.pop(key, None)
         if radius:
             self.config.update(t_refine=radius, t_refine_eps=float(eps))
