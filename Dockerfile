@@ -3,8 +3,9 @@
 # One Dockerfile, two variants chosen by BASE_IMAGE (see docker-compose.yml, profiles cpu and gpu):
 #   cpu: python:3.11-slim-bookworm
 #   gpu: nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 (CUDA 12 + cuDNN 9 for onnxruntime-gpu's CUDA provider)
-# Inference runs in ONNX Runtime: the project depends on onnxruntime-gpu on Linux x86_64, which also runs
-# on the CPU provider. PyTorch (needed only for .pt checkpoints) is the small CPU build in both variants.
+# The image is the serve-only install, `pip install '.[serve]'`: no torch, no training stack. Inference runs
+# in ONNX Runtime (onnxruntime-gpu on Linux x86_64, which also runs on the CPU provider), so it serves
+# .onnx models; a .pt checkpoint would need the [train] extra (export it with `dehaze export` instead).
 # The model is not baked in: mount a folder read-only at /models (DEHAZE_MODEL=/models/dehaze-default.onnx).
 #
 #   docker build -t ssd-dehaze:cpu .
@@ -13,7 +14,6 @@
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
-ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 DEBIAN_FRONTEND=noninteractive
 # the CUDA base has no Python; the python base already has it
 RUN if ! command -v python3 >/dev/null 2>&1 || ! python3 -c "import venv, ensurepip" 2>/dev/null; then \
@@ -26,10 +26,12 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY dehaze ./dehaze
 COPY service ./service
+# the [serve] extra only; the check fails the build if torch got in or the service cannot import
 RUN pip install --upgrade "pip>=24" \
-    && pip install --index-url "${TORCH_INDEX}" "torch==2.14.1" "torchvision==0.29.1" \
-    && pip install . \
-    && python -c "import onnxruntime, service.app; print('providers:', onnxruntime.get_available_providers())"
+    && pip install ".[serve]" \
+    && python -c "import importlib.util, onnxruntime, service.app; \
+assert importlib.util.find_spec('torch') is None, 'torch must not be in the serving image'; \
+print('providers:', onnxruntime.get_available_providers())"
 
 FROM ${BASE_IMAGE} AS runtime
 ENV DEBIAN_FRONTEND=noninteractive

@@ -2,12 +2,15 @@
 PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
+# full install, .[dev] (serve + train + test tools), for `make test`
 STAMP  := $(VENV)/.installed
+# serve-only install, .[serve] (no torch), for `make serve`
+SERVE_STAMP := $(VENV)/.installed-serve
 
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test install install-dev browser lint clean
+.PHONY: serve test install install-dev install-serve browser lint clean
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
@@ -19,7 +22,20 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# The service needs only the [serve] extra (no torch, no dev tools). A current full install
+# already contains it and is left as it is.
+$(SERVE_STAMP): pyproject.toml | $(VENV)/bin/python
+	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then \
+		echo "using the full (dev) install in $(VENV); it includes [serve]"; \
+	else \
+		echo "installing ssd-dehaze[serve] into $(VENV)"; \
+		$(PY) -m pip install --quiet -e '.[serve]'; \
+	fi
+	@touch $(SERVE_STAMP)
+
 install: $(STAMP)
+install-dev: $(STAMP)
+install-serve: $(SERVE_STAMP)
 
 # Debian's chromium for the browser tests; skipped (tests then skip with a reason) where apt is unavailable.
 browser:
@@ -30,7 +46,7 @@ browser:
 			|| echo "warning: could not install chromium; browser tests will be skipped"; \
 	else echo "note: no chromium and no root apt; browser tests will be skipped"; fi
 
-serve: $(STAMP)
+serve: $(SERVE_STAMP)
 	$(VENV)/bin/dehaze serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP) browser

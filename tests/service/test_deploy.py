@@ -79,7 +79,34 @@ def test_dockerfile(dockerfile, compose, svc):
     for _, args in (x for x in dockerfile if x[0] == "COPY" and "--from" not in x[1]):
         for src in args.split()[:-1]:
             assert (svc.REPO / src).exists(), f"COPY source {src} does not exist"
-    run = " ".join(a for k, a in dockerfile if k == "RUN")
-    assert "pip install ." in run
     ignored = (svc.REPO / ".dockerignore").read_text().split()
     assert {".git", ".venv", "models"} <= set(ignored)
+
+
+def pip_installs(dockerfile) -> list[list[str]]:
+    """The arguments of every ``pip install`` in the RUN instructions (options dropped)."""
+    runs = " && ".join(a for k, a in dockerfile if k == "RUN")
+    out = []
+    for cmd in re.split(r"&&|;", runs):
+        words = cmd.split()
+        if words[:2] == ["pip", "install"] or words[1:3] == ["pip", "install"]:
+            out.append([w.strip("'\"") for w in words[words.index("install") + 1 :] if not w.startswith("-")])
+    return out
+
+
+def test_image_is_the_serve_only_install(dockerfile, svc):
+    """The image installs the project with the [serve] extra only: no torch, no [train] or [dev]."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((svc.REPO / "pyproject.toml").read_text())["project"]
+    installs = pip_installs(dockerfile)
+    project_installs = [a for args in installs for a in args if a.startswith(".")]
+    assert project_installs == [".[serve]"], installs
+    other = [a for args in installs for a in args if not a.startswith(".")]
+    assert all(a.startswith("pip") for a in other), other  # only pip itself besides the project
+    run = " ".join(a for k, a in dockerfile if k == "RUN")
+    assert "find_spec('torch') is None" in run  # the build fails if torch got into the image anyway
+    assert "TORCH_INDEX" not in " ".join(a for _, a in dockerfile)
+    # the extra it installs has no training package, and the base install none either
+    names = [re.split(r"[<>=!~;\[ ]", d, maxsplit=1)[0].lower() for d in
+             project["dependencies"] + project["optional-dependencies"]["serve"]]
+    assert not {"torch", "torchvision", "kornia", "albumentations", "onnx", "onnxscript"} & set(names), names
