@@ -105,7 +105,7 @@ class Photo:
         icc_profile: embedded ICC colour profile, or None.
     """
 
-    rgb: np.ndarray
+    rgb: np.ndarray  # float32 in [0, 1]; or uint8/uint16 when read with as_float=False
     alpha: np.ndarray | None
     bit_depth: int
     grayscale: bool
@@ -197,22 +197,38 @@ def _is_16bit(img: Image.Image) -> bool:
     return False
 
 
+def _declared_size(data: bytes) -> tuple[int, int] | None:
+    """The size an image's header declares, read without Pillow's decompression-bomb check."""
+    opener = Image.OPEN.get(sniff_format(data) or "")
+    try:
+        return opener[0](io.BytesIO(data)).size if opener else None
+    except Exception:
+        return None
+
+
 def _open(data: bytes, name: str, max_pixels: int | None) -> Image.Image:
+    img = None
     try:
         with warnings.catch_warnings():
             # our own max_pixels check below replaces Pillow's warning
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as exc:  # beyond twice Pillow's own limit
-        raise ImageTooLargeError(f"{name}: image is too large to decode safely: {exc}") from None
+        w, h = img.size
+    except Image.DecompressionBombError as exc:  # beyond twice Pillow's own limit: report ours
+        size = _declared_size(data)
+        if size is None:
+            raise ImageTooLargeError(f"{name}: image is too large to decode safely ({exc})") from None
+        w, h = size
     except Exception as exc:  # Pillow raises many types for a broken header
         raise InputError(f"{name}: image header is truncated or corrupt ({exc})") from None
-    w, h = img.size
     if w == 0 or h == 0:
         raise InputError(f"{name}: image has no pixels ({w}x{h})")
+    if img is None:  # refused by Pillow, whose limit then applies too
+        pillow = 2 * Image.MAX_IMAGE_PIXELS
+        max_pixels = pillow if max_pixels is None else min(max_pixels, pillow)
     if max_pixels is not None and w * h > max_pixels:
         raise ImageTooLargeError(
-            f"{name}: image is too large: {w}x{h} ({w * h / 1e6:.1f} megapixels), more than the limit of "
+            f"{name}: image is too large: {w}x{h} = {w * h:,} pixels, more than the limit of "
             f"{max_pixels:,} pixels"
         )
     return img
@@ -271,13 +287,17 @@ def _decode_16bit(data: bytes, img: Image.Image, name: str) -> tuple[np.ndarray,
     return np.ascontiguousarray(arr[..., 2::-1]), alpha, False  # BGR(A) -> RGB at once
 
 
-def read_photo(src: str | Path | bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Photo:
+def read_photo(
+    src: str | Path | bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, as_float: bool = True
+) -> Photo:
     """Read an image file (or its bytes) into a :class:`Photo`.
 
     Args:
         src: a path or the encoded bytes.
         max_pixels: refuse images with more pixels than this (checked from the header, before
             decoding); None for no limit of ours (Pillow still refuses above ~179 megapixels).
+        as_float: True: ``rgb`` is float32 in [0, 1]; False: the decoded uint8 or uint16 pixels
+            (a quarter or half the memory: what the CLI and the service use for large photos).
 
     Raises:
         InputError: missing, empty, not an image, truncated or corrupt.
@@ -311,11 +331,14 @@ def read_photo(src: str | Path | bytes, max_pixels: int | None = DEFAULT_MAX_PIX
     else:
         rgb, alpha, gray = _decode_pillow(img, name)
         scale = 255.0
-    rgb01 = _orient(rgb, orientation).astype(np.float32)
-    rgb01 /= np.float32(scale)  # in place: a 4K photo is 100 MB per float copy
+    rgb = _orient(rgb, orientation)
+    del img  # the decoder's own copy of the pixels
+    if as_float:
+        rgb = rgb.astype(np.float32)
+        rgb /= np.float32(scale)  # in place: a 4K photo is 100 MB per float copy
     alpha = None if alpha is None else _orient(alpha, orientation)
     return Photo(
-        rgb=rgb01,
+        rgb=rgb,
         alpha=alpha,
         bit_depth=16 if sixteen else 8,
         grayscale=gray,
@@ -325,9 +348,20 @@ def read_photo(src: str | Path | bytes, max_pixels: int | None = DEFAULT_MAX_PIX
 
 
 def _quantize(x: np.ndarray, bits: int) -> np.ndarray:
+    """Pixels at ``bits`` bits from float [0, 1] or uint8/uint16 (returned as they are when they fit)."""
+    if x.dtype == np.uint8:
+        return x if bits == 8 else x.astype(np.uint16) * np.uint16(257)
+    if x.dtype == np.uint16:
+        return x if bits == 16 else ((x.astype(np.uint32) + 128) // 257).astype(np.uint8)
     top = 65535.0 if bits == 16 else 255.0
     out = np.clip(x, 0.0, 1.0) * top + 0.5
     return out.astype(np.uint16 if bits == 16 else np.uint8)
+
+
+def _as_float(x: np.ndarray) -> np.ndarray:
+    if x.dtype in (np.uint8, np.uint16):
+        return x.astype(np.float32) / np.float32(255.0 if x.dtype == np.uint8 else 65535.0)
+    return x
 
 
 def _alpha_as(alpha: np.ndarray, bits: int) -> np.ndarray:
@@ -416,9 +450,9 @@ def encode_photo(photo: Photo, fmt: str | None = None, quality: int = 95, png_le
     if photo.alpha is not None and alpha is None:
         # JPEG and BMP keep no alpha: flatten onto white, as image editors do on "export as JPEG"
         a = photo.alpha.astype(np.float32) / (65535.0 if photo.alpha.dtype == np.uint16 else 255.0)
-        rgb = rgb * a[..., None] + (1.0 - a[..., None])
+        rgb = _as_float(rgb) * a[..., None] + (1.0 - a[..., None])
     if photo.grayscale:
-        gray = _quantize(rgb @ _LUMA, bits)
+        gray = _quantize(_as_float(rgb) @ _LUMA, bits)
         planes = [gray] if alpha is None else [gray, _alpha_as(alpha, bits)]
     else:
         rgb_q = _quantize(rgb, bits)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+import uvicorn
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -28,7 +30,7 @@ from fastapi.staticfiles import StaticFiles
 from dehaze.io import SUPPORTED_READ, sniff_format
 from service.engine import EXTENSIONS, MEDIA_TYPES, Engine
 from service.errors import ApiError, install_handlers
-from service.limits import FIELD, check_content_length, read_image_bytes
+from service.limits import FIELD, GuardedH11Protocol, check_content_length, read_image_bytes
 from service.metrics import Metrics, MetricsMiddleware
 from service.settings import Settings
 
@@ -280,3 +282,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(r.body, media_type=r.media_type, headers=headers)
 
     return app
+
+
+def make_server(app: FastAPI) -> uvicorn.Server:
+    """A uvicorn server for ``app`` whose connections are guarded by :class:`GuardedH11Protocol`.
+
+    Run it with ``.run(sockets=[sock])`` on a socket bound beforehand (``dehaze serve`` binds
+    before loading the model, so a taken port fails at once).
+    """
+    s: Settings = app.state.settings
+    protocol = functools.partial(
+        GuardedH11Protocol, header_timeout=s.header_timeout, max_connections=s.max_connections
+    )
+    config = uvicorn.Config(app, http=protocol, log_level=s.log_level, timeout_graceful_shutdown=5)
+    return uvicorn.Server(config)

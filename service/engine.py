@@ -21,7 +21,7 @@ import numpy as np
 
 from dehaze.errors import CheckpointError, DehazeError, UnsupportedFormatError
 from service.errors import ApiError
-from service.limits import Gate, Slot
+from service.limits import Gate, Slot, size_text
 from service.metrics import Metrics
 from service.settings import Settings
 
@@ -100,7 +100,7 @@ class Engine:
                 self.methods["model"] = self.dehazer
             self.methods["dcp"] = get_method("dcp")
             self.loaded = True
-            log.info("loaded %s", self.describe_model())
+            log.info("loaded %s", self.summary())
 
     def _model_path(self) -> Path:
         from dehaze.inference import default_model_path
@@ -168,13 +168,35 @@ class Engine:
         return {
             "name": self.model_name,
             "kind": "network",
-            "path": str(self.model_path) if self.model_path else None,
+            "file": self.model_path.name if self.model_path else None,  # not the server's folders
             "backend": getattr(d, "backend", None),
             "providers": list(getattr(d, "providers", []) or []),
             "multiple": getattr(d, "multiple", None),
             "tile": self.settings.tile,
             "card": getattr(d, "card", None),
         }
+
+    def summary(self) -> str:
+        """One log line on what is loaded: name, backend, providers, size and parameters (not the card).
+
+        Example:
+            >>> from service.metrics import Metrics
+            >>> Engine(Settings(method="dcp"), Metrics()).summary()
+            'dcp (dark channel prior, no network)'
+        """
+        d = self.dehazer
+        if d is None:
+            return "dcp (dark channel prior, no network)"
+        card = getattr(d, "card", None) or {}
+        size = card.get("size_bytes") or (self.model_path.stat().st_size if self.model_path else 0)
+        n = card.get("parameters")
+        params = "" if not n else f", {n / 1e6:.2f}M parameters" if n >= 1e6 else f", {n:,} parameters"
+        providers = ", ".join(getattr(d, "providers", []) or []) or "default"
+        return (
+            f"model {self.model_name} ({self.model_path.name if self.model_path else '?'}, "
+            f"{size_text(size)}{params}) on {getattr(d, 'backend', '?')} [{providers}], "
+            f"tile {self.settings.tile}, {getattr(d, 'threads', '?')} thread(s)"
+        )
 
     # -- serving -----------------------------------------------------------------------------
     def restore(self, data: bytes, method: str, fmt: str | None, quality: int | None) -> Restored:
@@ -200,8 +222,6 @@ class Engine:
         t0 = time.perf_counter()
         photo = read_photo(data, max_pixels=self.settings.max_pixels)
         t1 = time.perf_counter()
-        if self.settings.test_delay:
-            time.sleep(self.settings.test_delay)  # documented test hook (DEHAZE_TEST_DELAY)
         out = restore_photo(photo, fn)
         t2 = time.perf_counter()
         kw = {"png_level": 1}  # lossless either way; faster than the default 6, files somewhat larger

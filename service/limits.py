@@ -1,6 +1,8 @@
-"""Request limits: upload size (checked while streaming), upload time, and admission control.
+"""Request limits: header time and open connections, upload size and time, and admission control.
 
-Uploads are refused with 413 as soon as the declared ``Content-Length`` or the bytes
+Every connection must finish its request headers within ``header_timeout`` seconds and at most
+``max_connections`` are open at once (:class:`GuardedH11Protocol`), so slow or idle clients
+cannot pile up sockets. Uploads are refused with 413 as soon as the declared ``Content-Length`` or the bytes
 actually received pass the limit; the multipart parser only ever sees bytes that were
 counted first. Admission control keeps at most ``concurrency + queue`` requests inside
 the service; the next one is answered 503 with ``Retry-After`` at once, so memory stays
@@ -9,28 +11,35 @@ bounded under any load.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
 import threading
 from collections.abc import AsyncIterator
 
 import anyio
+import h11
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from service.errors import ApiError
 
 FIELD = "image"  # the multipart field that carries the photo
 
 
-def _mb(n: int) -> str:
+def size_text(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
 
 
 def too_large(limit: int, seen: int | None = None) -> ApiError:
-    size = f"The upload is {_mb(seen)}" if seen is not None else "The upload is larger than allowed"
+    size = f"The upload is {size_text(seen)}" if seen is not None else "The upload is larger than allowed"
     return ApiError(
-        413, "payload_too_large", f"{size}; the limit is {_mb(limit)} per request.", {"Connection": "close"}
+        413,
+        "payload_too_large",
+        f"{size}; the limit is {size_text(limit)} per request.",
+        {"Connection": "close"},
     )
 
 
@@ -206,3 +215,83 @@ class Slot:
                 return
             self._held = False
         self.gate.leave()
+
+
+def raw_refusal(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> bytes:
+    """A complete ``Connection: close`` HTTP response with the API's JSON error body, as bytes.
+
+    For refusals made below the ASGI app, where there is no request to answer through it.
+
+    Example:
+        >>> raw_refusal(408, "header_timeout", "Too slow.").split(b"\\r\\n")[0]
+        b'HTTP/1.1 408 Request Timeout'
+    """
+    from http import HTTPStatus
+
+    body = json.dumps({"error": code, "detail": detail, "status": status}).encode()
+    head = {"content-type": "application/json", "content-length": str(len(body)), "connection": "close"}
+    lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}"]
+    lines += [f"{k}: {v}" for k, v in {**head, **(headers or {})}.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for the request headers and a cap on open connections.
+
+    uvicorn closes idle keep-alive connections, but not one that sends part of its headers and
+    then waits ("slowloris"): such sockets would stay open for good. Here a connection that has
+    not sent complete request headers ``header_timeout`` seconds after it opened (or after the
+    first byte of its next request) is closed, with a 408 when it had sent something; a byte now
+    and then does not extend the deadline. A connection beyond ``max_connections`` open ones is
+    answered 503 and closed at once. Pass it to uvicorn as
+    ``http=functools.partial(GuardedH11Protocol, header_timeout=5, max_connections=100)``.
+    """
+
+    def __init__(self, *args, header_timeout: float, max_connections: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.header_timeout, self.max_connections = header_timeout, max_connections
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            self.logger.warning(
+                "refused a connection: %d open, the limit is %d",
+                len(self.connections) - 1,
+                self.max_connections,
+            )
+            detail = f"The service has {self.max_connections} connections open, its limit; retry in a moment."
+            transport.write(raw_refusal(503, "too_many_connections", detail, {"retry-after": "1"}))
+            transport.close()
+            return
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self._arm()  # part of the next request's headers: the deadline runs from its first byte
+        else:
+            self._disarm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if self.conn.their_state is not h11.IDLE or self.transport.is_closing():
+            return
+        if self.conn.trailing_data[0]:  # a request was begun: say why it ends
+            self.logger.info("closed a connection whose request headers took over %gs", self.header_timeout)
+            detail = f"The request headers did not arrive within {self.header_timeout:g} seconds."
+            self.transport.write(raw_refusal(408, "header_timeout", detail))
+        self.transport.close()

@@ -3,28 +3,26 @@
 Precedence: an explicit option (``dehaze serve --queue 2``) beats the environment
 (``DEHAZE_QUEUE=2``), which beats the default below.
 
-=========================  ==========================  =======================================
-option                     environment                 default
-=========================  ==========================  =======================================
-``--model PATH``           ``DEHAZE_MODEL``            the shipped model (``default_model_path()``)
-``--method``               ``DEHAZE_METHOD``           ``model`` (``dcp``: dark channel prior, no model)
-``--device``               ``DEHAZE_DEVICE``           ``auto`` (GPU when usable), cpu, cuda, cuda:N
-``--providers``            ``DEHAZE_PROVIDERS``        automatic (comma list of ONNX Runtime providers)
-``--threads``              ``DEHAZE_THREADS``          automatic (intra-op threads per inference)
-``--tile``                 ``DEHAZE_TILE``             512 (tile side for large images; 0 = no tiling)
-``--max-upload-bytes``     ``DEHAZE_MAX_UPLOAD_BYTES`` 32000000 (32 MB request body)
-``--max-pixels``           ``DEHAZE_MAX_PIXELS``       ``dehaze.io.DEFAULT_MAX_PIXELS``
-``--concurrency``          ``DEHAZE_CONCURRENCY``      1 (inferences running at once)
-``--queue``                ``DEHAZE_QUEUE``            4 (requests waiting; beyond that: 503)
-``--read-timeout``         ``DEHAZE_READ_TIMEOUT``     30 (seconds to receive an upload; then 408)
-``--no-warmup``            ``DEHAZE_WARMUP=0``         warm-up inference before ``/readyz`` is ready
-``--host`` / ``--port``    ``DEHAZE_HOST/PORT``        127.0.0.1 / 8000
-``--log-level``            ``DEHAZE_LOG_LEVEL``        info
-(none)                     ``DEHAZE_TEST_DELAY``       0 (test hook: extra seconds per inference)
-=========================  ==========================  =======================================
-
-``DEHAZE_TEST_DELAY`` exists only for tests and load drills: each inference holds its
-worker slot that many seconds longer, which makes queue overflow (503) reproducible.
+=========================  ============================  =======================================
+option                     environment                   default
+=========================  ============================  =======================================
+``--model PATH``           ``DEHAZE_MODEL``              the shipped model (``default_model_path()``)
+``--method``               ``DEHAZE_METHOD``             ``model`` (``dcp``: dark channel prior, no model)
+``--device``               ``DEHAZE_DEVICE``             ``auto`` (GPU when usable), cpu, cuda, cuda:N
+``--providers``            ``DEHAZE_PROVIDERS``          automatic (comma list of ONNX Runtime providers)
+``--threads``              ``DEHAZE_THREADS``            every core the process may use (intra-op threads)
+``--tile``                 ``DEHAZE_TILE``               512 (tile side for large images; 0 = no tiling, else >= 64)
+``--max-upload-bytes``     ``DEHAZE_MAX_UPLOAD_BYTES``   32000000 (32 MB request body)
+``--max-pixels``           ``DEHAZE_MAX_PIXELS``         100000000 (``dehaze.io.DEFAULT_MAX_PIXELS``)
+``--concurrency``          ``DEHAZE_CONCURRENCY``        1 (inferences running at once)
+``--queue``                ``DEHAZE_QUEUE``              4 (requests waiting; beyond that: 503)
+``--read-timeout``         ``DEHAZE_READ_TIMEOUT``       30 (seconds to receive an upload; then 408)
+``--header-timeout``       ``DEHAZE_HEADER_TIMEOUT``     5 (seconds to send the request headers; then closed)
+``--max-connections``      ``DEHAZE_MAX_CONNECTIONS``    100 (open connections; more are answered 503)
+``--no-warmup``            ``DEHAZE_WARMUP=0``           warm-up inference before ``/readyz`` is ready
+``--host`` / ``--port``    ``DEHAZE_HOST/PORT``          127.0.0.1 / 8000
+``--log-level``            ``DEHAZE_LOG_LEVEL``          info
+=========================  ============================  =======================================
 """
 
 from __future__ import annotations
@@ -70,11 +68,12 @@ class Settings:
     concurrency: int = 1
     queue: int = 4
     read_timeout: float = 30.0
+    header_timeout: float = 5.0
+    max_connections: int = 100
     warmup: bool = True
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
-    test_delay: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("model", "providers"):  # accept a str path / comma list when built directly
@@ -87,7 +86,7 @@ class Settings:
             ("concurrency", 1),
             ("queue", 0),
             ("max_upload_bytes", 1),
-            ("tile", 0),
+            ("max_connections", 1),
             ("port", 0),
         ):
             if getattr(self, name) < low:
@@ -96,8 +95,14 @@ class Settings:
             raise ConfigError(f"threads must be at least 1, got {self.threads}")
         if self.max_pixels is not None and self.max_pixels < 1:
             raise ConfigError(f"max_pixels must be at least 1, got {self.max_pixels}")
-        if self.read_timeout <= 0 or self.test_delay < 0:
-            raise ConfigError("read_timeout must be positive and test_delay not negative")
+        for name in ("read_timeout", "header_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        from dehaze.cli.restore import tiling_error  # the CLI's rule (dehaze restore --tile)
+
+        problem = tiling_error(self.tile)
+        if problem:
+            raise ConfigError(problem.removeprefix("the "))
         if self.max_pixels is None:
             object.__setattr__(self, "max_pixels", _default_max_pixels())
 
@@ -129,8 +134,17 @@ class Settings:
         return d
 
 
-_INTS = {"threads", "tile", "max_upload_bytes", "max_pixels", "concurrency", "queue", "port"}
-_FLOATS = {"read_timeout", "test_delay"}
+_INTS = {
+    "threads",
+    "tile",
+    "max_upload_bytes",
+    "max_pixels",
+    "concurrency",
+    "queue",
+    "max_connections",
+    "port",
+}
+_FLOATS = {"read_timeout", "header_timeout"}
 
 
 def _parse(name: str, raw: str) -> Any:

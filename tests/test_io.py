@@ -200,6 +200,13 @@ def png_header_claiming(w: int, h: int) -> bytes:
     return bytes(data)
 
 
+def bmp_header_claiming(w: int, h: int) -> bytes:
+    """A BMP file and info header claiming w x h 24-bit pixels, with no pixel data at all."""
+    info = (40).to_bytes(4, "little") + w.to_bytes(4, "little") + h.to_bytes(4, "little")
+    info += (1).to_bytes(2, "little") + (24).to_bytes(2, "little") + bytes(24)
+    return b"BM" + (54 + w * h * 3).to_bytes(4, "little") + bytes(4) + (54).to_bytes(4, "little") + info
+
+
 def test_size_checked_before_decoding():
     with pytest.raises(ImageTooLargeError, match="12000x12000"):  # over our 100 MP default
         read_photo(png_header_claiming(12000, 12000))
@@ -207,6 +214,20 @@ def test_size_checked_before_decoding():
         read_photo(png_header_claiming(100_000, 100_000), max_pixels=None)
     with pytest.raises(ImageTooLargeError, match="36x24"):
         read_photo(pil_bytes(Image.fromarray(RGB8), "PNG"), max_pixels=100)
+
+
+@pytest.mark.parametrize("header", [png_header_claiming, bmp_header_claiming])
+def test_over_the_limit_reports_our_limit_and_the_pixel_count(header):
+    # 400 Mpx is over Pillow's own bomb limit (179 Mpx) too: its "DOS attack" text must not show
+    with pytest.raises(ImageTooLargeError) as exc:
+        read_photo(header(20000, 20000), max_pixels=1_000_000)
+    text = str(exc.value)
+    assert "20000x20000 = 400,000,000 pixels" in text and "limit of 1,000,000 pixels" in text, text
+    assert "DOS" not in text and "178956970" not in text
+    with pytest.raises(ImageTooLargeError, match="limit of 100,000,000 pixels"):  # the default limit
+        read_photo(header(20000, 20000))
+    with pytest.raises(ImageTooLargeError, match="limit of 178,956,970 pixels"):  # none of ours: Pillow's
+        read_photo(header(20000, 20000), max_pixels=None)
 
 
 def test_write_is_atomic_and_leaves_no_temp(tmp_path, monkeypatch):

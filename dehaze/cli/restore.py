@@ -31,6 +31,67 @@ from dehaze.io import (
     write_photo,
 )
 
+MIN_TILE = 64  # two network multiples (32): with the overlap rule below every tile has room left
+TILE_RULE = f"0 (no tiling) or at least {MIN_TILE}"
+OVERLAP_RULE = "at most a quarter of the tile"
+
+
+def tiling_error(tile: int | None, overlap: int | None = None) -> str | None:
+    """Why ``tile`` and ``overlap`` break the tiling rule, or None when they keep it.
+
+    The rule (stricter than :class:`~dehaze.inference.Dehazer`'s, which only needs the overlap
+    below half the rounded-up tile): the tile is 0 (no tiling) or at least 64 pixels, and the
+    overlap is 0 or more and at most a quarter of the tile.
+
+    Example:
+        >>> tiling_error(10), tiling_error(200, 60), tiling_error(200, 50)
+        ('the tile must be 0 (no tiling) or at least 64, got 10', 'the overlap must be at most a quarter of the tile: 60 with tile 200', None)
+    """
+    if tile is not None and tile != 0 and tile < MIN_TILE:
+        return f"the tile must be {TILE_RULE}, got {tile}"
+    if overlap is not None and overlap < 0:
+        return f"the overlap must be 0 or more, got {overlap}"
+    if overlap is not None and tile and overlap * 4 > tile:
+        return f"the overlap must be {OVERLAP_RULE}: {overlap} with tile {tile}"
+    return None
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+
+
+def quality_arg(text: str) -> int:
+    """``--quality``: 1-100, the rule of the API's ``quality`` parameter."""
+    q = _whole_number(text)
+    if not 1 <= q <= 100:
+        raise argparse.ArgumentTypeError(f"must be 1-100, got {q}")
+    return q
+
+
+def tile_arg(text: str) -> int:
+    """``--tile`` on its own: 0 or at least :data:`MIN_TILE` (the overlap is checked by :class:`Tiling`)."""
+    tile = _whole_number(text)
+    problem = tiling_error(tile)
+    if problem:
+        raise argparse.ArgumentTypeError(problem.removeprefix("the tile "))
+    return tile
+
+
+class Tiling(argparse.Action):
+    """Store ``--tile`` / ``--overlap`` and check the pair against the tiling rule, in either order.
+
+    argparse fills in the defaults before reading any option, so the other value is always there.
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        problem = tiling_error(getattr(namespace, "tile", None), getattr(namespace, "overlap", None))
+        if problem:
+            raise argparse.ArgumentError(self, problem)
+
 
 @dataclass
 class Job:
@@ -61,18 +122,29 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
         help="descend into sub-folders, mirroring them under OUT_DIR",
     )
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
-    p.add_argument("--method", default="model", help=f"{', '.join(METHODS)}, or a model file (default model)")
+    p.add_argument(
+        "--method",
+        default="model",
+        help=f"{', '.join(METHODS)}, or a model file (default model); hazy restores nothing: it "
+        "re-encodes the input (decoded and written again, e.g. as a baseline for eval)",
+    )
     p.add_argument(
         "--model", metavar="FILE", help="ONNX model or checkpoint (default: models/dehaze-default.onnx)"
     )
     p.add_argument(
-        "--tile", type=int, default=512, metavar="N", help="tile side for large images, 0 = no tiling (512)"
+        "--tile",
+        type=tile_arg,
+        action=Tiling,
+        default=512,
+        metavar="N",
+        help=f"tile side for large images: {TILE_RULE} (512)",
     )
     p.add_argument(
         "--overlap",
-        type=int,
+        type=_whole_number,
+        action=Tiling,
         metavar="N",
-        help=f"tile overlap in pixels ({DEFAULT_OVERLAP}, at most a quarter tile)",
+        help=f"tile overlap in pixels: {OVERLAP_RULE} ({DEFAULT_OVERLAP}, or a quarter of a smaller tile)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (auto)")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: all available cores)")
@@ -84,7 +156,9 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
     p.add_argument(
         "--suffix", default="", metavar="TEXT", help="added to each output name before the extension"
     )
-    p.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG/WEBP quality (95)")
+    p.add_argument(
+        "--quality", type=quality_arg, default=95, metavar="Q", help="JPEG/WEBP quality, 1-100 (95)"
+    )
     p.add_argument(
         "--max-pixels",
         type=int,

@@ -12,10 +12,41 @@ service lazily inside :func:`run`.
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+import socket
 from pathlib import Path
+
+from dehaze.cli.restore import TILE_RULE, tile_arg
+from dehaze.errors import ConfigError
+
+
+def _cores() -> int:
+    """The cores this process may use: what the runtime is given when ``--threads`` is not set."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (not yet listening), or one ConfigError line saying why not."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        hint = ""
+        if exc.errno == errno.EADDRINUSE:
+            hint = "; another program is listening there: stop it or choose another --port (DEHAZE_PORT)"
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from None
+    return sock
 
 
 def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
+    from dehaze.io import DEFAULT_MAX_PIXELS
+
     p = subparsers.add_parser(
         name,
         help="serve the dehazing HTTP API and web page",
@@ -49,13 +80,14 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
         "--threads",
         type=int,
         default=None,
-        help="intra-op threads per inference (DEHAZE_THREADS, default: the runtime's choice)",
+        help="intra-op threads per inference (DEHAZE_THREADS, default: every core this process may "
+        f"use, {_cores()} here)",
     )
     a(
         "--tile",
-        type=int,
+        type=tile_arg,
         default=None,
-        help="tile side for large images, 0 = whole image (DEHAZE_TILE, default 512)",
+        help=f"tile side for large images: {TILE_RULE} (DEHAZE_TILE, default 512)",
     )
     a(
         "--max-upload-bytes",
@@ -67,7 +99,7 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
         "--max-pixels",
         type=int,
         default=None,
-        help="largest image in pixels (DEHAZE_MAX_PIXELS, default: dehaze.io's limit)",
+        help=f"largest image in pixels (DEHAZE_MAX_PIXELS, default {DEFAULT_MAX_PIXELS:,})",
     )
     a(
         "--concurrency",
@@ -86,6 +118,19 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
         type=float,
         default=None,
         help="seconds allowed to receive one upload (DEHAZE_READ_TIMEOUT, default 30)",
+    )
+    a(
+        "--header-timeout",
+        type=float,
+        default=None,
+        help="seconds a connection may take to send its request headers; then it is closed "
+        "(DEHAZE_HEADER_TIMEOUT, default 5)",
+    )
+    a(
+        "--max-connections",
+        type=int,
+        default=None,
+        help="open connections at most; more are answered 503 (DEHAZE_MAX_CONNECTIONS, default 100)",
     )
     a(
         "--no-warmup",
@@ -107,9 +152,7 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    import uvicorn
-
-    from service.app import create_app
+    from service.app import create_app, make_server
     from service.settings import Settings
 
     names = (
@@ -126,14 +169,24 @@ def run(args: argparse.Namespace) -> int:
         "concurrency",
         "queue",
         "read_timeout",
+        "header_timeout",
+        "max_connections",
         "warmup",
         "log_level",
     )
     settings = Settings.from_env(**{n: getattr(args, n, None) for n in names})
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
-    app = create_app(settings)
-    app.state.engine.load()  # fail fast, in one line, when the model is missing or broken
-    uvicorn.run(
-        app, host=settings.host, port=settings.port, log_level=settings.log_level, timeout_graceful_shutdown=5
-    )
+    sock = listen_socket(settings.host, settings.port)  # before the model loads: a taken port fails at once
+    try:
+        logging.basicConfig(
+            level=settings.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s"
+        )
+        app = create_app(settings)
+        app.state.engine.load()  # fail fast, in one line, when the model is missing or broken
+        host, port = sock.getsockname()[:2]
+        logging.getLogger("service").info(
+            "serving on http://%s:%d", f"[{host}]" if ":" in host else host, port
+        )
+        make_server(app).run(sockets=[sock])
+    finally:
+        sock.close()
     return 0

@@ -1,5 +1,6 @@
 import io
 import os
+import zlib
 from pathlib import Path
 
 import cv2
@@ -10,6 +11,7 @@ from PIL import Image
 
 import dehaze.cli.restore as restore_cli
 from dehaze.cli import main
+from dehaze.inference import DEFAULT_OVERLAP, tile_spans
 from dehaze.io import read_photo
 from dehaze.nets import UNetGenerator
 
@@ -162,7 +164,7 @@ def test_default_and_explicit_model(folder, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DEHAZE_MODEL", str(ckpt))  # what "no --model" falls back to
     out = tmp_path / "out"
     assert (
-        main(["restore", str(folder / "plain.png"), str(folder / "gray.png"), "-o", str(out), "--tile", "16"])
+        main(["restore", str(folder / "plain.png"), str(folder / "gray.png"), "-o", str(out), "--tile", "64"])
         == 0
     )
     assert sorted(p.name for p in out.iterdir()) == ["gray.png", "plain.png"]
@@ -200,3 +202,65 @@ def test_input_flag_as_in_real_esrgan(tmp_path, capsys):
     assert main(["restore", "-o", str(out), "--method", "dcp"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == "error: no input given: name image files or folders (or -i PATH)"
+
+
+def parse_error(capsys, *args: str) -> str:
+    """The one error line argparse prints for ``dehaze restore ARGS`` (it exits 2 before any work)."""
+    with pytest.raises(SystemExit) as exc:
+        main(["restore", "in.png", "-o", "out", *args])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("dehaze restore: error: ")
+    return err.strip().splitlines()[-1].removeprefix("dehaze restore: error: ")
+
+
+def test_quality_is_1_to_100_as_in_the_api(capsys):
+    for q in ("0", "-3", "500"):
+        assert parse_error(capsys, "--quality", q) == f"argument --quality: must be 1-100, got {int(q)}"
+    assert parse_error(capsys, "--quality", "x") == "argument --quality: must be a whole number, got 'x'"
+
+
+def test_one_tiling_rule_checked_when_parsing(capsys, folder, tmp_path):
+    rule_tile, rule_overlap = "0 (no tiling) or at least 64", "at most a quarter of the tile"
+    assert parse_error(capsys, "--tile", "10") == f"argument --tile: must be {rule_tile}, got 10"
+    quarter = f"the overlap must be {rule_overlap}: 60 with tile 200"
+    assert parse_error(capsys, "--tile", "200", "--overlap", "60") == f"argument --overlap: {quarter}"
+    assert parse_error(capsys, "--overlap", "60", "--tile", "200") == f"argument --tile: {quarter}"
+    assert parse_error(capsys, "--overlap", "200") == (  # against the default tile, 512
+        "argument --overlap: the overlap must be at most a quarter of the tile: 200 with tile 512"
+    )
+    assert parse_error(capsys, "--overlap", "-1") == (
+        "argument --overlap: the overlap must be 0 or more, got -1"
+    )
+    with pytest.raises(SystemExit):
+        main(["restore", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert rule_tile in help_text and rule_overlap in help_text  # the help states the same rule
+    src, out = str(folder / "plain.png"), str(tmp_path / "out")
+    for args in (["--tile", "200", "--overlap", "50"], ["--tile", "0", "--overlap", "500"], ["--tile", "64"]):
+        assert main(["restore", src, "-o", out, "--method", "dcp", "--overwrite", *args]) == 0
+    for tile in range(64, 1100, 7):  # whatever the rule accepts, the tiler can do (network multiple 32)
+        rounded = -(-tile // 32) * 32  # as Dehazer rounds it
+        for overlap in (0, 1, tile // 4, None):
+            assert restore_cli.tiling_error(tile, overlap) is None
+            overlap = min(DEFAULT_OVERLAP, tile // 4) if overlap is None else overlap  # Dehazer's default
+            assert overlap < rounded // 2 and tile_spans(2000, rounded, overlap, 32)
+
+
+def test_hazy_help_says_it_re_encodes(capsys):
+    with pytest.raises(SystemExit):
+        main(["restore", "--help"])
+    assert "hazy restores nothing: it re-encodes the input" in " ".join(capsys.readouterr().out.split())
+
+
+def test_image_over_the_limit_reports_our_limit(tmp_path, capsys):
+    buf = io.BytesIO()
+    Image.new("L", (1, 1)).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    data[16:24] = (20000).to_bytes(4, "big") * 2  # the header claims 20000x20000, over Pillow's limit too
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
+    (tmp_path / "huge.png").write_bytes(bytes(data))
+    assert main(["restore", str(tmp_path / "huge.png"), "-o", str(tmp_path / "out"), "--method", "dcp"]) == 1
+    err = capsys.readouterr().err
+    assert "20000x20000 = 400,000,000 pixels, more than the limit of 100,000,000 pixels" in err, err
+    assert "DOS" not in err and "Traceback" not in err

@@ -1,7 +1,9 @@
 """Fixtures for the service tests: a tiny model and real ``dehaze serve`` processes on 127.0.0.1.
 
 Every server is a subprocess started through the real CLI (``python -m dehaze serve``) on a
-free loopback port, waited for until ``/readyz`` answers 200, and always terminated.
+free loopback port, waited for until ``/readyz`` answers 200, and always terminated. A test that
+must reach inside the service (e.g. to slow the restoration down) runs the app in this process
+instead, with :func:`start_app`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[2]
 MAX_UPLOAD = 1_000_000  # bytes, small so the limit is cheap to cross
 MAX_PIXELS = 1_000_000
-TILE = 160  # small tiles (the overlap is 64) so a 300x200 photo runs tiled
+TILE = 160  # small tiles (the overlap is a quarter, 40) so a 300x200 photo runs tiled
 READ_TIMEOUT = 3  # seconds to receive an upload
 
 
@@ -81,6 +83,45 @@ def start_server(
         time.sleep(0.2)
     server.stop()
     raise RuntimeError(f"dehaze serve was not ready within {timeout}s:\n{server.output()}")
+
+
+class AppServer:
+    """An app served by uvicorn on a thread of the test process, the way ``dehaze serve`` serves it."""
+
+    def __init__(self, app, port: int):
+        import threading
+
+        from service.app import make_server
+
+        self.app, self.port, self.url = app, port, f"http://127.0.0.1:{port}"
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", port))
+        self.server = make_server(app)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def client(self, **kw) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=kw.pop("timeout", 60), **kw)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+        self.sock.close()
+
+
+def start_app(app, timeout: float = 60) -> AppServer:
+    """Serve ``app`` on a free loopback port in a thread and wait until ``/readyz`` is 200."""
+    s = AppServer(app, free_port())
+    s.thread.start()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{s.url}/readyz", timeout=2).status_code == 200:
+                return s
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    s.stop()
+    raise RuntimeError(f"the app was not ready within {timeout}s")
 
 
 @pytest.fixture(scope="session")
@@ -159,6 +200,8 @@ def svc():
 
     return SimpleNamespace(
         start_server=start_server,
+        start_app=start_app,
+        free_port=free_port,
         hazy_rgb=hazy_rgb,
         encode=encode,
         metric=metric,

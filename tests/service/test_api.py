@@ -140,6 +140,16 @@ def assert_refused(r, status: int, code: str | None = None, words: str | None = 
         assert words.lower() in body["detail"].lower(), body
 
 
+def _png_header_claiming(w: int, h: int) -> bytes:
+    """A 1x1 PNG whose header claims ``w`` x ``h`` pixels."""
+    buf = io.BytesIO()
+    Image.new("L", (1, 1)).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    data[16:24] = struct.pack(">II", w, h)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # keep the IHDR checksum valid
+    return bytes(data)
+
+
 def _png_bomb(side: int) -> bytes:
     """A valid grayscale PNG of ``side``x``side`` black pixels: tiny file, huge image."""
 
@@ -167,6 +177,7 @@ def _png_bomb(side: int) -> bytes:
         "bad_format",
         "too_many_pixels",
         "bomb",
+        "huge_header",
         "too_wide_for_webp",
     ],
 )
@@ -227,6 +238,10 @@ def test_bad_input_is_a_clear_4xx(server, svc, case):
             bomb = _png_bomb(12_000)  # 144 Mpx of zeros in ~140 kB
             assert len(bomb) < svc.MAX_UPLOAD
             assert_refused(post(server, bomb), 413, "image_too_large")
+        elif case == "huge_header":  # 400 Mpx claimed, over Pillow's own limit too: ours is reported
+            r = post(server, _png_header_claiming(20000, 20000))
+            assert_refused(r, 413, "image_too_large", f"limit of {svc.MAX_PIXELS:,} pixels")
+            assert "20000x20000 = 400,000,000 pixels" in r.json()["detail"] and "DOS" not in r.text
 
 
 def _raw_http(port: int, head: bytes, body_parts: list[bytes] = (), timeout: float = 20) -> tuple[int, dict]:
@@ -328,7 +343,8 @@ def test_health_ready_models_docs(server, tiny_model):
         assert ready.status_code == 200 and ready.json()["status"] == "ready"
         info = c.get("/models").json()
         assert info["ready"] and info["method"] == "model" and info["methods"] == ["dcp", "model"]
-        assert info["model"]["name"] == "tiny-dehaze" and info["model"]["path"] == str(tiny_model)
+        assert info["model"]["name"] == "tiny-dehaze" and info["model"]["file"] == tiny_model.name
+        assert str(tiny_model.parent) not in c.get("/models").text  # no folder of the server's
         assert info["model"]["multiple"] == 8 and "card" in info["model"]
         assert info["limits"]["max_upload_bytes"] == 1_000_000
         spec = c.get("/openapi.json").json()
@@ -337,6 +353,15 @@ def test_health_ready_models_docs(server, tiny_model):
         assert docs.status_code == 200 and "text/html" in docs.headers["content-type"]
         nf = c.get("/no-such-page")
         assert nf.status_code == 404 and nf.json()["error"] == "not_found"
+
+
+def test_start_up_logs_a_one_line_model_summary(server, tiny_model):
+    params = json.loads(tiny_model.with_suffix(".json").read_text())["parameters"]
+    loaded = [ln for ln in server.output().splitlines() if "service: loaded" in ln]
+    assert len(loaded) == 1 and len(loaded[0]) < 250, loaded
+    line = loaded[0]
+    assert "tiny-dehaze.onnx" in line and "onnxruntime" in line and "CPUExecutionProvider" in line
+    assert f"{params:,} parameters" in line and " kB" in line and "{" not in line  # a summary, not the card
 
 
 def test_pages_use_no_external_resources(server):

@@ -1,13 +1,18 @@
-"""``dehaze serve``: one clear line without a model, the dcp-only mode, settings from the environment."""
+"""``dehaze serve``: one clear line without a model or port, the dcp-only mode, settings and their help."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+from dataclasses import fields
 
 import pytest
 
+import dehaze.cli.serve as serve_cli
+from dehaze.cli import main
 from dehaze.errors import ConfigError
 from service.settings import Settings
 
@@ -68,3 +73,51 @@ def test_settings_precedence_and_validation():
         Settings.from_env({}, concurrency=0)
     with pytest.raises(ConfigError, match="method must be one of"):
         Settings(method="magic")
+
+
+def test_taken_port_fails_in_one_line_before_the_model_loads(svc, tiny_model):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        t0 = time.monotonic()
+        p = run_serve(["--host", "127.0.0.1", "--port", str(port), "--model", str(tiny_model)], {}, svc.REPO)
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot listen on 127.0.0.1:{port}"), p.stderr
+    assert "--port" in lines[0] and "loaded" not in p.stdout + p.stderr and "warm-up" not in p.stdout
+    assert time.monotonic() - t0 < 30
+
+
+def test_serve_help_states_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"{len(os.sched_getaffinity(0))} here" in text and "runtime's choice" not in text
+    assert "default 100,000,000" in text and "dehaze.io" not in text
+    assert "DEHAZE_HEADER_TIMEOUT, default 5" in text and "DEHAZE_MAX_CONNECTIONS, default 100" in text
+    assert "0 (no tiling) or at least 64" in text
+
+
+def test_serve_tile_rule(capsys, monkeypatch):
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", "--tile", "10"])
+    assert exc.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == "dehaze serve: error: argument --tile: must be 0 (no tiling) or at least 64, got 10"
+    monkeypatch.setenv("DEHAZE_TILE", "32")  # the environment: one line before anything starts
+    monkeypatch.setattr(serve_cli, "listen_socket", lambda *a: pytest.fail("the server was started"))
+    assert main(["serve"]) == 2
+    assert capsys.readouterr().err == "error: tile must be 0 (no tiling) or at least 64, got 32\n"
+    assert Settings(tile=0).tile == 0 and Settings(tile=64).tile == 64
+
+
+def test_connection_settings_and_no_test_hook():
+    s = Settings.from_env({"DEHAZE_HEADER_TIMEOUT": "2.5", "DEHAZE_MAX_CONNECTIONS": "20"})
+    assert (s.header_timeout, s.max_connections) == (2.5, 20)
+    assert (Settings().header_timeout, Settings().max_connections) == (5.0, 100)
+    with pytest.raises(ConfigError, match="header_timeout must be positive"):
+        Settings(header_timeout=0)
+    with pytest.raises(ConfigError, match="max_connections must be at least 1"):
+        Settings(max_connections=0)
+    assert "test_delay" not in {f.name for f in fields(Settings)}  # no test hook in production settings

@@ -1,8 +1,8 @@
 """Over the concurrency limit: 503 with Retry-After, health stays prompt, and the service recovers.
 
-The server runs one inference at a time with one waiting place, and the documented test hook
-``DEHAZE_TEST_DELAY`` holds each inference for 1.5 s, so the overflow does not depend on the
-machine's speed.
+The service runs in this process with one inference at a time and one waiting place, and its
+model is wrapped so that each inference takes 1.5 s longer, so the overflow does not depend on
+the machine's speed.
 """
 
 from __future__ import annotations
@@ -13,16 +13,25 @@ import time
 import httpx
 import pytest
 
+from service.app import create_app
+from service.settings import Settings
+
 DELAY = 1.5
 
 
 @pytest.fixture(scope="module")
-def slow_server(tiny_model, svc, tmp_path_factory):
-    s = svc.start_server(
-        tmp_path_factory.mktemp("slow"),
-        ["--model", str(tiny_model), "--concurrency", "1", "--queue", "1"],
-        {"DEHAZE_TEST_DELAY": str(DELAY)},
-    )
+def slow_server(tiny_model, svc):
+    app = create_app(Settings(model=tiny_model, concurrency=1, queue=1, threads=1, warmup=False))
+    engine = app.state.engine
+    engine.load()
+    model = engine.methods["model"]
+
+    def slow_model(rgb):
+        time.sleep(DELAY)
+        return model(rgb)
+
+    engine.methods["model"] = slow_model
+    s = svc.start_app(app)
     yield s
     s.stop()
 
