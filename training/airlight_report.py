@@ -20,9 +20,9 @@ import sys
 
 import numpy as np
 
-from dehaze.cli.evaluate import score
 from dehaze.data import find_pairs, fit_clear
 from dehaze.errors import DehazeError
+from dehaze.evaluation import score
 from dehaze.inference import Dehazer
 from dehaze.io import read_photo
 

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dehaze.cli.evaluate import score
 from dehaze.data import find_pairs, fit_clear
 from dehaze.errors import ConfigError, InputError, run_reporting_errors
+from dehaze.evaluation import score
 from dehaze.inference import DEFAULT_TILE
 from dehaze.io import read_photo, shrink_to_fit
 from dehaze.nets import average_generators, load_generator

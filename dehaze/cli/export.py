@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
 def evaluate_into_card(model: str, set_dirs: list[str]) -> dict:
     """``dehaze eval SET --method model,dcp,hazy`` for each set: means, seconds per megapixel, command."""
-    from dehaze.cli.evaluate import evaluate, format_table
+    from dehaze.evaluation import evaluate, format_table
     from dehaze.inference import get_method
 
     methods = {name: get_method(name, model) for name in ("model", "dcp", "hazy")}

@@ -1,3 +1,4 @@
+import importlib.util
 import json
 from pathlib import Path
 
@@ -7,10 +8,11 @@ import torch
 from PIL import Image
 
 from dehaze.cli import main
-from dehaze.cli.evaluate import score
+from dehaze.evaluation import score
 from dehaze.nets import UNetGenerator
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO / ".." / "shared"
 
 
 def clear_image(seed: int, h: int = 48, w: int = 64) -> np.ndarray:
@@ -100,3 +102,46 @@ def test_dcp_on_sots_dev_indoor(capsys):
     methods = json.loads(capsys.readouterr().out)["methods"]
     assert methods["dcp"]["mean"]["psnr"] > methods["hazy"]["mean"]["psnr"] + 5
     assert methods["dcp"]["mean"]["ssim"] > methods["hazy"]["mean"]["ssim"]
+
+
+def _serving_install():
+    """tests/test_serving_install.py, for its import-refusing subprocess (``run_without``) and package list."""
+    spec = importlib.util.spec_from_file_location("_serving_install", REPO / "tests" / "test_serving_install.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_eval_runs_without_the_training_stack(reside, capsys):
+    """``dehaze eval`` in an interpreter where torch, kornia, albumentations, yaml, ... cannot be imported."""
+    serving = _serving_install()
+    model = serving.MODEL if serving.MODEL.is_file() else None
+    methods = "model,dcp,hazy" if model else "dcp,hazy"
+    extra = ["--model", str(model), "--device", "cpu", "--threads", "1"] if model else []
+    r = serving.run_without(
+        f"""
+        import contextlib, io
+        from dehaze.cli import main
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            rc = main(["eval", {str(reside)!r}, "--method", {methods!r}, "--json", *{extra!r}])
+        assert rc == 0, rc
+        loaded = sorted(m for m in sys.modules if m.partition(".")[0] in REFUSED)
+        assert not loaded, loaded
+        print(out.getvalue())
+        """,
+        refused=(*serving.TRAIN_ONLY, "yaml"),
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads(r.stdout)
+    assert report["pairs"] == 3 and list(report["methods"]) == methods.split(",")
+    dcp, hazy = report["methods"]["dcp"]["mean"], report["methods"]["hazy"]["mean"]
+    assert 5 < hazy["psnr"] < dcp["psnr"] - 2 < 60 and 0 < hazy["ssim"] < dcp["ssim"] <= 1
+    for m in report["methods"].values():
+        assert np.isfinite(list(m["mean"].values())).all() and m["mean"]["spectral"] >= 0
+    # the same numbers as in this (torch-importing) process
+    assert main(["eval", str(reside), "--method", "dcp,hazy", "--json"]) == 0
+    here = json.loads(capsys.readouterr().out)["methods"]
+    for name in ("dcp", "hazy"):
+        assert report["methods"][name]["mean"] == pytest.approx(here[name]["mean"], abs=1e-9)
