@@ -1,65 +1,62 @@
-"""Inference speed and memory: ONNX Runtime vs PyTorch eager vs the dark channel prior, in one run.
+"""Inference speed and memory of two-scale dehazing against the dark channel prior, in one run.
 
-    .venv/bin/python benchmarks/bench_inference.py [--width 32] [--depth 5] [--sizes 512 1024 2048]
-                                                   [--repeats 3] [--threads N] [--tile 512]
+    .venv/bin/python benchmarks/bench_inference.py [--model models/dehaze-default.onnx]
+        [--sizes 512x512 2048x2048 4096x2160] [--repeats 3] [--threads N] [--baseline OLD.onnx]
+        [--skip-memory] [--big-megapixels 100]
 
-A UNetGenerator of the shipping size (random weights: speed does not depend on them) is saved as
-a checkpoint and exported with ``dehaze.export.export_onnx`` (parity checked). Each method runs
-through the path users get (:class:`dehaze.inference.Dehazer` with its default tiling, and
-``dehaze.classical.dehaze_dcp``) on random square images; the best of ``--repeats`` runs after a
-warm-up is reported as seconds per megapixel, then as ratios to ONNX Runtime. A generator that
-refines its transmission map (``t_refine``, e.g. the shipped model's card) also runs without the
-refinement, and the cost of the guided filter is printed as a ratio. Finally the peak
-resident memory of dehazing a 4096x2160 image with tiling is measured in fresh subprocesses (the
-library on an array, and ``dehaze restore`` of a JPEG file end to end), next to the peak of the
-same process before the image.
+Speed: the model through :class:`dehaze.inference.Dehazer` (what the CLI, eval and the service
+run: the network once on the working copy, the guided upsampling and inversion at full size) and
+``dehaze.classical.dehaze_dcp`` on the same synthetic photos; the best of ``--repeats`` runs
+after a warm-up, in seconds per megapixel, and the model's time as a ratio to DCP's (target:
+at most 1.0 at 2048² and 4096x2160). ``--baseline`` adds an older model that runs tiled.
+
+Memory: the peak resident memory (VmHWM, read in the process itself) of ``dehaze restore`` of a
+4096x2160 JPEG and of a ``--big-megapixels`` JPEG, each in a fresh process, and of a
+``dehaze serve`` process that receives the big JPEG on ``POST /dehaze`` (targets: 600 MB for
+4096x2160, 1500 MB for 100 MP).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+import urllib.request
 from pathlib import Path
 
+import cv2
 import numpy as np
-import torch
 
 from dehaze.classical import dehaze_dcp
-from dehaze.export import export_onnx
 from dehaze.inference import Dehazer
-from dehaze.io import Photo, write_photo
-from dehaze.nets import UNetGenerator, count_parameters
 
-# Peak resident memory is read from /proc/self/status (VmHWM) inside the fresh process: ru_maxrss
-# would include the parent's memory at fork time on Linux.
-MEMORY_SCRIPT = """
-import sys, numpy as np
-def peak_mb():
-    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
-model, tile, threads, photo = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-if photo == "-":  # the library: Dehazer on an array
-    from dehaze.inference import Dehazer
-    d = Dehazer(model, tile=int(tile), threads=int(threads))
-    d(np.zeros((64, 64, 3), np.float32))
-    before = peak_mb()
-    out = d(np.random.default_rng(0).random((2160, 4096, 3), dtype=np.float32))
-    assert out.shape == (2160, 4096, 3)
-else:  # the user's path: `dehaze restore` of a JPEG file (read, tiles, write)
-    from dehaze.cli import main
-    before = peak_mb()
-    code = main(["restore", photo, "-o", photo + ".out", "--model", model, "--tile", tile, "--threads", threads])
-    assert code == 0, code
-print(before, peak_mb())
+RESTORE_SCRIPT = """
+import sys
+from dehaze.cli import main
+code = main(["restore", sys.argv[2], "-o", sys.argv[3], "--model", sys.argv[1], "--threads", sys.argv[4]])
+assert code == 0, code
+print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024)
 """
 
 
+def photo(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A smooth synthetic hazy scene with fine texture, uint8 (compresses like a photo as JPEG)."""
+    rng = np.random.default_rng(seed)
+    base = cv2.resize(rng.random((max(h // 64, 2), max(w // 64, 2), 3), dtype=np.float32), (w, h),
+                      interpolation=cv2.INTER_CUBIC)
+    ramp = np.linspace(0.2, 0.8, w, dtype=np.float32)[None, :, None]
+    img = 0.5 * base + 0.4 * ramp + 0.05
+    img += rng.normal(0, 0.01, (h, 1, 1)).astype(np.float32)  # a little row texture, cheap to make
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
 def best_seconds(fn, x: np.ndarray, repeats: int) -> float:
-    fn(x[:64, :64])  # warm-up: session/graph set-up and allocator growth
+    fn(x[:64, :64])  # warm-up: session set-up and allocator growth
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -68,98 +65,100 @@ def best_seconds(fn, x: np.ndarray, repeats: int) -> float:
     return min(times)
 
 
-def main() -> None:
+def write_jpeg(path: Path, rgb: np.ndarray) -> None:
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    path.write_bytes(buf.tobytes())
+
+
+def restore_peak(model: str, src: Path, threads: int) -> float:
+    res = subprocess.run([sys.executable, "-c", textwrap.dedent(RESTORE_SCRIPT), model, str(src),
+                          str(src.with_suffix(".out.jpg")), str(threads)], capture_output=True, text=True)
+    if res.returncode:
+        raise RuntimeError(res.stderr[-2000:])
+    return float(res.stdout.split()[-1])
+
+
+def serve_peak(model: str, src: Path, threads: int) -> tuple[float, float, int]:
+    """(peak MB before the upload, after it, HTTP status) of a `dehaze serve` process on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "DEHAZE_MODEL": model, "DEHAZE_THREADS": str(threads)}
+    proc = subprocess.Popen([sys.executable, "-m", "dehaze", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def peak() -> float:
+        with open(f"/proc/{proc.pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
+
+    try:
+        for _ in range(300):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.2)
+        before = peak()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/dehaze", data=src.read_bytes(),
+                                     headers={"Content-Type": "image/jpeg"})
+        try:
+            with urllib.request.urlopen(req, timeout=600) as r:
+                r.read()
+                status = r.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        return before, peak(), status
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--width", type=int, default=32, help="generator width (shipping size stand-in: 32)")
-    p.add_argument("--depth", type=int, default=5, help="generator depth (5)")
-    p.add_argument("--norm", default="batch", help="generator norm (batch)")
-    p.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048], help="square image sides")
+    p.add_argument("--model", default="models/dehaze-default.onnx")
+    p.add_argument("--sizes", nargs="+", default=["512x512", "2048x2048", "4096x2160"], help="WxH")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--tile", type=int, default=512, help="Dehazer tile (512)")
-    p.add_argument(
-        "--threads", type=int, default=len(os.sched_getaffinity(0)), help="CPU threads for every method"
-    )
-    p.add_argument("--skip-memory", action="store_true", help="skip the 4096x2160 peak-memory run")
-    p.add_argument("--card", type=Path, help="take the generator's architecture from a model card "
-                   "(e.g. models/dehaze-default.json) instead of --width/--depth/--norm")
+    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--baseline", help="an older (tiled) model to time beside it")
+    p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--big-megapixels", type=float, default=100.0)
     args = p.parse_args()
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    if args.card:
-        import json
+    cv2.setNumThreads(args.threads)
+    dh = Dehazer(args.model, threads=args.threads)
+    methods = {"model": dh, "dcp": dehaze_dcp}
+    if args.baseline:
+        methods["baseline"] = Dehazer(args.baseline, threads=args.threads)
+    print(f"{dh!r}\nthreads={args.threads}, best of {args.repeats}\n")
+    print(f"{'size':>10} " + " ".join(f"{n:>10}" for n in methods) + f" {'model/DCP':>10}   (s/MP)")
+    for size in args.sizes:
+        w, h = (int(v) for v in size.split("x"))
+        x = photo(h, w).astype(np.float32) / 255  # what eval and the tests pass: float pixels
+        r = {name: best_seconds(fn, x, args.repeats) / (w * h / 1e6) for name, fn in methods.items()}
+        print(f"{size:>10} " + " ".join(f"{r[n]:10.3f}" for n in methods) + f" {r['model'] / r['dcp']:10.2f}",
+              flush=True)
 
-        G = UNetGenerator(**json.loads(args.card.read_text())["G_config"]).eval()
-    else:
-        G = UNetGenerator(width=args.width, depth=args.depth, norm=args.norm).eval()
+    if args.skip_memory or not Path("/proc/self/status").exists():
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
-        ckpt = Path(tmp) / "bench.pt"
-        torch.save({"G": G.state_dict(), "G_config": G.config, "config": {}, "step": 0, "metrics": {}}, ckpt)
-        card = export_onnx(ckpt, Path(tmp) / "bench.onnx")
-        print(
-            f"UNetGenerator {G.config}: {count_parameters(G) / 1e6:.2f} M parameters, "
-            f"ONNX parity {card['parity']['max_abs_error']:.1e}; threads={args.threads}, tile={args.tile}, "
-            f"{os.cpu_count()} CPUs seen, best of {args.repeats}"
-        )
-        methods = {
-            "onnxruntime": Dehazer(Path(tmp) / "bench.onnx", tile=args.tile, threads=args.threads),
-            "torch eager": Dehazer(ckpt, tile=args.tile, device="cpu"),
-            "dcp": dehaze_dcp,
-        }
-        refined = bool(getattr(G, "t_refine", 0))
-        if refined:  # the same network without the guided filter on t
-            export_onnx(ckpt, Path(tmp) / "plain.onnx", t_refine=0)
-            methods["ORT, t unrefined"] = Dehazer(Path(tmp) / "plain.onnx", tile=args.tile, threads=args.threads)
-        rows = {}
-        rng = np.random.default_rng(0)
-        for size in args.sizes:
-            x = rng.random((size, size, 3), dtype=np.float32)
-            mp = size * size / 1e6
-            rows[size] = {name: best_seconds(fn, x, args.repeats) / mp for name, fn in methods.items()}
-
-        print(
-            f"\nseconds per megapixel (lower is better)\n{'size':>10} "
-            + " ".join(f"{n:>12}" for n in methods)
-            + f" {'torch/ORT':>10} {'DCP/ORT':>9}"
-            + (f" {'ORT/unrefined':>14}" if refined else "")
-        )
-        for size, r in rows.items():
-            ort_s = r["onnxruntime"]
-            print(
-                f"{size:>5}x{size:<4} "
-                + " ".join(f"{r[n]:12.3f}" for n in methods)
-                + f" {r['torch eager'] / ort_s:10.2f} {r['dcp'] / ort_s:9.3f}"
-                + (f" {ort_s / r['ORT, t unrefined']:14.2f}" if refined else "")
-            )
-
-        if not args.skip_memory:
-            if not Path("/proc/self/status").exists():
-                print("\npeak memory: skipped (needs Linux /proc)")
-                return
-            photo = Path(tmp) / "photo4k.jpg"
-            write_photo(photo, Photo(rng.random((2160, 4096, 3), dtype=np.float32), None, 8, False, "JPEG"))
-            print("\npeak RSS for a 4096x2160 image with tiling, fresh process each (limit 1500 MB)")
-            for what, src in [("Dehazer(onnx) on an array", "-"), ("dehaze restore of a JPEG", str(photo))]:
-                res = subprocess.run(
-                    [
-                        sys.executable,
-                        "-c",
-                        textwrap.dedent(MEMORY_SCRIPT),
-                        str(Path(tmp) / "bench.onnx"),
-                        str(args.tile),
-                        str(args.threads),
-                        src,
-                    ],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                before, peak = (float(v) for v in res.stdout.split()[-2:])
-                print(
-                    f"  {what:<28} peak {peak:6.0f} MB  (before the image: {before:4.0f} MB)  "
-                    f"= {peak / 1500:.2f} of the limit"
-                )
+        print("\npeak RSS, fresh process each")
+        four_k = Path(tmp) / "photo4k.jpg"
+        write_jpeg(four_k, photo(2160, 4096, 1))
+        print(f"  dehaze restore 4096x2160 JPEG: {restore_peak(args.model, four_k, args.threads):6.0f} MB "
+              f"(target 600)", flush=True)
+        side = int((args.big_megapixels * 1e6) ** 0.5)
+        big = Path(tmp) / "big.jpg"
+        write_jpeg(big, photo(side, side, 2))
+        mb = big.stat().st_size / 1e6
+        print(f"  dehaze restore {side}x{side} JPEG ({mb:.1f} MB): "
+              f"{restore_peak(args.model, big, args.threads):6.0f} MB (target 1500)", flush=True)
+        before, after, status = serve_peak(args.model, big, args.threads)
+        print(f"  dehaze serve, POST /dehaze of it: HTTP {status}, {after:6.0f} MB "
+              f"(ready and idle: {before:.0f} MB; target 1500)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -28,6 +28,7 @@ __all__ = [
     "dehaze_dcp",
     "estimate_atmospheric_light",
     "estimate_transmission",
+    "guided_coefficients",
     "guided_filter",
 ]
 
@@ -102,6 +103,54 @@ def estimate_transmission(rgb: np.ndarray, A: np.ndarray, patch: int = 15, omega
     return 1.0 - omega * dark_channel(rgb / A, patch)
 
 
+def guided_coefficients(
+    guide: np.ndarray, src: np.ndarray, radius: int, eps: float, border: int = cv2.BORDER_REFLECT
+) -> tuple[np.ndarray, np.ndarray]:
+    """The guided filter's smoothed linear coefficients: the filtered image is ``a * guide + b``.
+
+    He, Sun and Tang (ECCV 2010), with a grey guide. Because ``a`` and ``b`` are smooth, they can be
+    computed on a shrunken copy and upsampled, then applied to the full-size guide: the "fast guided
+    filter" (He and Sun 2015) that :mod:`dehaze.twoscale` uses to bring t to full size.
+
+    Args:
+        guide: HxW guide image in [0, 1].
+        src: HxW or HxWxC image to filter.
+        radius: window radius r (window side 2r + 1).
+        eps: regularisation; larger smooths more across edges.
+        border: OpenCV border mode of the box filters.
+
+    Returns:
+        ``(a, b)``, float32 arrays the shape of ``src``.
+
+    Example:
+        >>> g = np.random.default_rng(0).random((16, 16), dtype=np.float32)
+        >>> a, b = guided_coefficients(g, g, radius=2, eps=1e-6)
+        >>> bool(np.abs(a * g + b - g).max() < 0.05)  # the guide filtered by itself stays itself
+        True
+    """
+    if guide.ndim != 2:
+        raise ValueError(f"guide must be an HxW grey image, got shape {guide.shape}")
+    if src.shape[:2] != guide.shape:
+        raise ValueError(f"src must have the guide's size {guide.shape}, got {src.shape}")
+    if radius < 1 or not eps > 0:
+        raise ValueError(f"radius must be >= 1 and eps > 0, got {radius} and {eps}")
+    g = guide.astype(np.float32, copy=False)
+    p = src.astype(np.float32, copy=False)
+    ksize = (2 * radius + 1, 2 * radius + 1)
+
+    def box(x: np.ndarray) -> np.ndarray:  # mean over the window
+        return cv2.boxFilter(x, -1, ksize, normalize=True, borderType=border)
+
+    mean_g = box(g)
+    var_g = box(g * g) - mean_g * mean_g
+    if p.ndim == 3:  # one grey guide for every channel of src
+        g, mean_g, var_g = g[..., None], mean_g[..., None], var_g[..., None]
+    mean_p = box(p)
+    a = (box(g * p) - mean_g * mean_p) / (var_g + np.float32(eps))
+    b = mean_p - a * mean_g
+    return box(a), box(b)
+
+
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int = 60, eps: float = 1e-3) -> np.ndarray:
     """Edge-preserving guided filter (He, Sun and Tang, ECCV 2010) with a grey guide, O(1) per pixel.
 
@@ -119,25 +168,9 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int = 60, eps: flo
         >>> guided_filter(g, g, radius=4, eps=1e-6).shape
         (32, 32)
     """
-    if guide.ndim != 2:
-        raise ValueError(f"guide must be an HxW grey image, got shape {guide.shape}")
-    if src.shape[:2] != guide.shape:
-        raise ValueError(f"src must have the guide's size {guide.shape}, got {src.shape}")
+    a, b = guided_coefficients(guide, src, radius, eps)
     g = guide.astype(np.float32, copy=False)
-    p = src.astype(np.float32, copy=False)
-    ksize = (2 * radius + 1, 2 * radius + 1)
-
-    def box(x: np.ndarray) -> np.ndarray:  # mean over the window, reflected at the border
-        return cv2.boxFilter(x, -1, ksize, normalize=True, borderType=cv2.BORDER_REFLECT)
-
-    mean_g = box(g)
-    var_g = box(g * g) - mean_g * mean_g
-    if p.ndim == 3:  # one grey guide for every channel of src
-        g, mean_g, var_g = g[..., None], mean_g[..., None], var_g[..., None]
-    mean_p = box(p)
-    a = (box(g * p) - mean_g * mean_p) / (var_g + eps)
-    b = mean_p - a * mean_g
-    return box(a) * g + box(b)
+    return a * (g[..., None] if a.ndim == 3 else g) + b
 
 
 def dehaze_dcp(

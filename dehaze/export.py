@@ -37,15 +37,17 @@ import torch.nn.functional as F
 from dehaze.errors import ConfigError, ParityError
 from dehaze.io import write_bytes_atomic
 
-__all__ = ["AirlightIO", "PadToMultiple", "export_onnx", "parity_check", "sha256_file", "write_card"]
+__all__ = ["HazeIO", "PadToMultiple", "export_onnx", "parity_check", "sha256_file", "two_scale_settings", "write_card"]
 
 MIN_OPSET = 18
 TOLERANCE = 1e-4
 IO_CONVENTION = {"layout": "NCHW", "color": "RGB", "range": [-1.0, 1.0], "dtype": "float32"}
-AIRLIGHT_IO = {
-    "input": "airlight: (N, 3) float32 RGB atmospheric light in [0, 1]; -1 = estimate it from this input",
-    "output": "airlight_used: (N, 3) the atmospheric light the output was restored with",
+HAZE_IO = {
+    "airlight": "input airlight: (N, 3) float32 RGB atmospheric light in [0, 1]; -1 = estimate it from this input",
+    "transmission": "output transmission: (N, 1, H, W) float32 in [t_min, 1], the network's raw t",
+    "airlight_used": "output airlight_used: (N, 3) the atmospheric light",
 }
+DEFAULT_WORKING_SIZE = 512  # long side of the copy the network sees (benchmarks/bench_two_scale.py)
 
 
 class PadToMultiple(nn.Module):
@@ -73,13 +75,14 @@ class PadToMultiple(nn.Module):
         return y[..., :h, :w]
 
 
-class AirlightIO(nn.Module):
-    """An ``asm``-head generator with the airlight as a second input and output.
+class HazeIO(nn.Module):
+    """An ``asm``-head generator as a haze estimator for two-scale inference (:mod:`dehaze.twoscale`).
 
-    ``forward(x, airlight)`` -> ``(image, airlight_used)``: ``airlight`` (B, 3) replaces the
-    network's estimate where it is >= 0 (pass -1 to estimate), ``airlight_used`` (B, 3) is the A
-    the image was restored with. :class:`~dehaze.inference.Dehazer` estimates A once on the whole
-    photo and gives it to every tile, so tiles of one photo share the same atmospheric light.
+    ``forward(x, airlight)`` -> ``(transmission, airlight_used)``: the raw transmission t
+    (B, 1, H, W) at the input's size, before any guided filter, and the atmospheric light (B, 3)
+    used; ``airlight`` (B, 3) replaces the network's estimate where it is >= 0 (-1: estimate it).
+    The guided filter, its upsampling to the full photo and the inversion run outside the graph,
+    so one exported model serves every photo size.
     """
 
     def __init__(self, G: nn.Module):
@@ -88,8 +91,8 @@ class AirlightIO(nn.Module):
         self.multiple = G.multiple
 
     def forward(self, x: torch.Tensor, airlight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        y, _, A = self.G(x, return_asm=True, airlight=airlight)
-        return y, A.flatten(1)
+        t, A = self.G.haze(x, airlight)
+        return t, A.flatten(1)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -142,16 +145,18 @@ def parity_check(
             if with_airlight:  # estimated A on the first size, a given one on the others
                 a = torch.full((b, 3), -1.0) if k == 0 else torch.rand(b, 3, generator=gen) * 0.5 + 0.5
                 feed["airlight"] = a.numpy()
-                ref = torch.cat([t.flatten(1) for t in AirlightIO(G)(x, a)], 1).numpy()
+                ref = torch.cat([t.flatten(1) for t in HazeIO(G)(x, a)], 1).numpy()
             else:
                 ref = G(x).flatten(1).numpy()
         outs = sess.run(None, feed)
         got = np.concatenate([o.reshape(o.shape[0], -1) for o in outs], 1)
-        if got.shape != ref.shape or outs[0].shape != (b, 3, h, w):
+        if got.shape != ref.shape or outs[0].shape != (b, 1 if with_airlight else 3, h, w):
             raise ParityError(
                 f"ONNX output shape {outs[0].shape} differs from PyTorch for input {(b, 3, h, w)}"
             )
         err = float(np.abs(got - ref).max())
+        if with_airlight:  # and the restored image: two-scale inversion of ONNX's t and A vs PyTorch's
+            err = max(err, _two_scale_error(G, x, outs))
         if not np.isfinite(err) or err > tol:
             raise ParityError(
                 f"ONNX Runtime and PyTorch differ by {err:.3g} (> {tol:g}) on a {b}x3x{h}x{w} input; "
@@ -159,6 +164,42 @@ def parity_check(
             )
         worst = max(worst, err)
     return worst
+
+
+def _two_scale_error(G: nn.Module, x: torch.Tensor, outs: list[np.ndarray]) -> float:
+    """Largest difference between PyTorch's restored image and the two-scale inversion
+    (:mod:`dehaze.twoscale`) of the graph's t and A, at the input's own size."""
+    from dehaze.twoscale import apply_haze, fit_haze
+
+    with torch.inference_mode():
+        ref = ((G(x, airlight=torch.from_numpy(outs[1])) + 1) / 2).permute(0, 2, 3, 1).numpy()
+    settings = two_scale_settings(G)
+    worst = 0.0
+    for i in range(len(x)):
+        image = ((x[i].permute(1, 2, 0).numpy() + 1) / 2).astype(np.float32)
+        haze = fit_haze(image, outs[0][i, 0], outs[1][i], image.shape[:2], settings["radius"],
+                        settings["eps"], settings["t_min"])
+        worst = max(worst, float(np.abs(apply_haze(image, haze) - ref[i]).max()))
+    return worst
+
+
+def two_scale_settings(G: nn.Module, working_size: int = DEFAULT_WORKING_SIZE) -> dict:
+    """The card's ``two_scale`` entry of an ``asm`` generator: the working size and the guided filter.
+
+    Example:
+        >>> from dehaze.nets import UNetGenerator
+        >>> two_scale_settings(UNetGenerator(width=4, depth=3, head="asm", t_refine=8))["radius"]
+        8
+    """
+    return {
+        "working_size": int(working_size),
+        "radius": int(getattr(G, "t_refine", 0)),
+        "eps": float(getattr(G, "t_refine_eps", 1.0)),
+        "t_min": float(G.t_min),
+        "about": "the network runs on the photo shrunk to working_size (long side); t comes to full "
+        "size through a guided filter (radius in working-size pixels, eps) computed at the working "
+        "size and applied at full size; J = (I - A) / max(t^strength, t_min) + A",
+    }
 
 
 def write_card(path: str | Path, card: dict) -> Path:
@@ -199,6 +240,7 @@ def export_onnx(
     prefer_ema: bool = True,
     t_refine: int | None = None,
     t_refine_eps: float = 1.0,
+    working_size: int = DEFAULT_WORKING_SIZE,
 ) -> dict:
     """Export a checkpoint's generator to ``out_path`` (``.onnx``) and write ``NAME.json`` beside it.
 
@@ -212,6 +254,8 @@ def export_onnx(
         t_refine: radius of the guided filter on t (``asm`` models, see
             :func:`dehaze.nets.unet.refine_transmission`), 0 for none; None keeps the checkpoint's.
         t_refine_eps: the guided filter's regulariser, with ``t_refine``.
+        working_size: ``asm`` models: long side of the copy the network runs on (two-scale
+            inference, :mod:`dehaze.twoscale`); recorded in the card.
 
     Returns:
         The model card (also written to ``out_path.with_suffix(".json")``).
@@ -224,6 +268,8 @@ def export_onnx(
 
     from dehaze.nets import average_generators, count_parameters, load_generator
 
+    if not 32 <= working_size <= 4096:
+        raise ConfigError(f"working_size must be in 32..4096 pixels, got {working_size}")
     if opset < MIN_OPSET:
         raise ConfigError(f"opset {opset} is too old; the dynamo exporter needs {MIN_OPSET} or newer")
     out_path = Path(out_path)
@@ -243,7 +289,7 @@ def export_onnx(
     steps = meta.get("steps") or [meta.get("step")]
     m = int(G.multiple)
     asm = getattr(G, "head", None) == "asm"
-    wrapped = PadToMultiple(AirlightIO(G) if asm else G, m).eval()
+    wrapped = PadToMultiple(HazeIO(G) if asm else G, m).eval()
 
     batch = torch.export.Dim("batch", min=1, max=1024)
     height = torch.export.Dim("height", min=1, max=65536)
@@ -259,7 +305,7 @@ def export_onnx(
                 wrapped,
                 (example, -torch.ones(2, 3)) if asm else (example,),
                 input_names=["input", "airlight"] if asm else ["input"],
-                output_names=["output", "airlight_used"] if asm else ["output"],
+                output_names=["transmission", "airlight_used"] if asm else ["output"],
                 dynamo=True,
                 opset_version=opset,
                 dynamic_shapes=({0: batch, 2: height, 3: width}, {0: batch}) if asm else ({0: batch, 2: height, 3: width},),
@@ -273,6 +319,7 @@ def export_onnx(
         "multiple": str(m),
         "input": "input NCHW RGB float32 in [-1, 1]",
         "G_config": json.dumps(meta.get("G_config"), default=str),
+        **({"two_scale": json.dumps(two_scale_settings(G, working_size))} if asm else {}),
     }
     for key, value in card_meta.items():
         entry = model.metadata_props.add()
@@ -300,8 +347,8 @@ def export_onnx(
         "size_bytes": out_path.stat().st_size,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "input": {"name": "input", **IO_CONVENTION, "multiple": m},
-        "output": {"name": "output", **IO_CONVENTION},
-        **({"airlight": AIRLIGHT_IO} if asm else {}),
+        **({"haze": HAZE_IO, "two_scale": two_scale_settings(G, working_size)} if asm
+           else {"output": {"name": "output", **IO_CONVENTION}}),
         "dynamic_axes": ["batch", "height", "width"],
         "parameters": count_parameters(G),
         "G_config": meta.get("G_config"),

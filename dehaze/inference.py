@@ -1,11 +1,13 @@
-"""Run a dehazing generator on photos of any size: ONNX Runtime or PyTorch, padded and tiled.
+"""Run a dehazing generator on photos of any size: ONNX Runtime or PyTorch.
 
-:class:`Dehazer` loads an exported ONNX model (or a training checkpoint), pads every input to
-the network's multiple and crops back, and splits large images into overlapping tiles of a
-fixed size whose outputs are blended with feathered (linearly ramped) weights, so a 4K photo
-runs in bounded memory without visible seams. Models that predict the atmospheric light (the
-``asm`` head) estimate it once on a shrunken copy of the whole photo and use it in every tile, so
-the tiles of one photo are restored with the same light. :func:`restore_photo` applies any such function
+:class:`Dehazer` loads an exported ONNX model (or a training checkpoint). Models with the
+atmospheric-scattering (``asm``) head are used in two scales (:mod:`dehaze.twoscale`): the
+network runs once on a copy of the photo shrunk to the card's working size and predicts the
+transmission t and the atmospheric light A there; t is brought to full size by a guided filter
+and the scattering model is inverted at full size, in strips, so the result does not depend on
+the photo's pixel count and memory stays bounded. ``strength`` scales the haze removed
+(``t^strength``). Models that output the image itself (the ``image`` head) run in overlapping
+tiles of a fixed size whose outputs are blended with feathered (linearly ramped) weights. :func:`restore_photo` applies any such function
 to a :class:`~dehaze.io.Photo` keeping alpha, bit depth and grayscale; :func:`get_method`
 names the model and the baselines (``"dcp"``, ``"hazy"``) the same way for the CLI and eval.
 
@@ -28,6 +30,7 @@ import numpy as np
 
 from dehaze.errors import CheckpointError, ConfigError, DehazeError
 from dehaze.io import Photo, shrink_to_fit
+from dehaze.twoscale import Haze, apply_haze, check_strength, fit_haze, working_copy
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
@@ -46,7 +49,7 @@ __all__ = [
 
 DEFAULT_MODEL_NAME = "dehaze-default.onnx"
 METHODS = ("model", "dcp", "hazy")
-DEFAULT_TILE = 512  # side of the shrunken copy the airlight is estimated on when tiling is off
+DEFAULT_TILE = 512  # tile side for image-head models; also the airlight copy of older asm graphs
 DEFAULT_OVERLAP = 64  # tile overlap; see `blend_ramp` and the seam test for the measurements
 MIN_RAMP = 32  # narrowest blend across an overlap, in pixels
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -154,9 +157,13 @@ def _ramps(spans: list[tuple[int, int]], i: int) -> np.ndarray:
     return feather_weights(stop - start, lo, hi)
 
 
-def _check_rgb(rgb: np.ndarray) -> np.ndarray:
+def _check_rgb(rgb: np.ndarray, keep_integers: bool = False) -> np.ndarray:
     if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 RGB array, got {getattr(rgb, 'shape', type(rgb).__name__)}")
+    if rgb.dtype in (np.uint8, np.uint16):
+        if keep_integers:
+            return rgb
+        return rgb.astype(np.float32) / np.float32(255.0 if rgb.dtype == np.uint8 else 65535.0)
     return rgb.astype(np.float32, copy=False)
 
 
@@ -197,14 +204,18 @@ class Dehazer:
         model: an exported ``.onnx`` file (card ``.json`` beside it is read when present) or a
             training checkpoint (PyTorch backend); None -> :func:`default_model_path`.
         device: ``"auto"`` (CUDA when really usable, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-        tile: tile side in pixels (rounded up to the network multiple); images larger than this in
-            either direction are processed in overlapping tiles. 0 disables tiling.
+        tile: ``image``-head models: tile side in pixels (rounded up to the network multiple);
+            images larger than this in either direction are processed in overlapping tiles. 0
+            disables tiling. (``asm`` models run in two scales and do not tile.)
         overlap: minimum overlap of neighbouring tiles, blended with linear ramps that give the
             outer pixels of each overlap no weight (see :func:`blend_ramp`); None -> 64, at most
             a quarter of the tile.
         threads: CPU threads for one image (ONNX Runtime intra-op; PyTorch keeps its global setting);
             None -> the cores this process may use.
         providers: explicit ONNX Runtime providers, overriding ``device``.
+        working_size: ``asm`` models: long side of the copy the network runs on; None -> the
+            card's (512 when the model has no card).
+        strength: the default ``strength`` of calls (two-scale models), in [0, 1.5].
 
     Attributes:
         name: model name (file stem, or the card's ``name``).
@@ -212,6 +223,10 @@ class Dehazer:
         backend: ``"onnxruntime"`` or ``"torch"``.
         providers: execution providers in use (``["CPUExecutionProvider"]``, or the torch device).
         multiple: inputs are padded to multiples of this.
+        two_scale: the two-scale settings (working size, guided filter, t_min) of an ``asm``
+            model, or None for models that run tiled.
+        accepts_integer: True: uint8/uint16 photos are restored without a float copy of the whole
+            photo (two-scale models), and come back with their dtype.
 
     Example:
         >>> dehazer = Dehazer("models/dehaze-default.onnx")  # doctest: +SKIP
@@ -228,6 +243,8 @@ class Dehazer:
         overlap: int | None = None,
         threads: int | None = None,
         providers: list[str] | None = None,
+        working_size: int | None = None,
+        strength: float = 1.0,
     ):
         path = Path(model) if model is not None else default_model_path()
         if not path.is_file():
@@ -250,6 +267,17 @@ class Dehazer:
         if self.tile and overlap >= self.tile // 2:
             raise ConfigError(f"overlap {overlap} must be less than half the tile {self.tile}")
         self.overlap = overlap
+        if self.two_scale is not None and working_size is not None:
+            if not 32 <= int(working_size) <= 4096:
+                raise ConfigError(f"working size must be in 32..4096 pixels, got {working_size}")
+            self.two_scale = {**self.two_scale, "working_size": int(working_size)}
+        self.accepts_integer = self.two_scale is not None
+        try:
+            self.strength = check_strength(strength)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if self.strength != 1.0 and self.two_scale is None:
+            raise ConfigError(f"{self.name} has no ASM head: its strength cannot be set")
 
     # -- backends ---------------------------------------------------------------------------------
 
@@ -294,7 +322,16 @@ class Dehazer:
                 f"{path}: expected the inputs 'input' (and optionally 'airlight'), the model has {names}"
             )
         self.shares_airlight = names == ["input", "airlight"]
+        outputs = [o.name for o in self._session.get_outputs()]
         meta = self._session.get_modelmeta().custom_metadata_map
+        self.two_scale = None
+        if outputs == ["transmission", "airlight_used"]:
+            settings = (self.card or {}).get("two_scale") or json.loads(meta.get("two_scale") or "null")
+            if not isinstance(settings, dict) or "working_size" not in settings:
+                raise CheckpointError(f"{path}: a two-scale model needs its 'two_scale' settings (card or metadata)")
+            self.two_scale = settings
+        elif self.shares_airlight and outputs != ["output", "airlight_used"]:
+            raise CheckpointError(f"{path}: unexpected outputs {outputs}")
         self.multiple = int((self.card or {}).get("input", {}).get("multiple") or meta.get("multiple") or 32)
         self.backend = "onnxruntime"
 
@@ -314,6 +351,11 @@ class Dehazer:
         self.providers = [str(self._device)]
         self.multiple = int(G.multiple)
         self.shares_airlight = getattr(G, "head", None) == "asm"
+        self.two_scale = None
+        if self.shares_airlight:
+            from dehaze.export import two_scale_settings
+
+            self.two_scale = two_scale_settings(G)
         self.backend = "torch"
 
     def _run(self, batch: np.ndarray, airlight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -321,6 +363,8 @@ class Dehazer:
         the (N, 3) airlight used (None for models without one). ``airlight`` None: estimate it."""
         if self.shares_airlight and airlight is None:
             airlight = np.full((len(batch), 3), -1.0, np.float32)
+        if self.two_scale is not None:
+            return self._run_haze(batch, airlight)
         if self.backend == "onnxruntime":
             if not self.shares_airlight:
                 return self._session.run(["output"], {"input": batch})[0], None
@@ -335,17 +379,33 @@ class Dehazer:
             y, _, a = self._G(x, return_asm=True, airlight=torch.from_numpy(airlight).to(self._device))
             return y.float().cpu().numpy(), a.flatten(1).float().cpu().numpy()
 
+    def _run_haze(self, batch: np.ndarray, airlight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Two-scale models: (N, 1, H, W) raw transmission and (N, 3) airlight."""
+        if self.backend == "onnxruntime":
+            t, a = self._session.run(["transmission", "airlight_used"], {"input": batch, "airlight": airlight})
+            return t, a
+        import torch
+
+        with torch.inference_mode():
+            t, a = self._G.haze(torch.from_numpy(batch).to(self._device), torch.from_numpy(airlight).to(self._device))
+            return t.float().cpu().numpy(), a.flatten(1).float().cpu().numpy()
+
     # -- inference --------------------------------------------------------------------------------
 
-    def _infer(self, rgb: np.ndarray, airlight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """One image through the network: pad to the multiple (replicate), run, crop back."""
+    def _infer(self, rgb: np.ndarray, airlight: np.ndarray | None = None,
+               transmission: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """One image through the network: pad to the multiple (replicate), run, crop back.
+
+        Returns (HxWx3 image in [0, 1], or HxWx1 t for two-scale models, and the (3,) airlight or None).
+        """
         h, w = rgb.shape[:2]
         m = self.multiple
         x = np.pad(rgb, ((0, (-h) % m), (0, (-w) % m), (0, 0)), mode="edge")
         x = np.ascontiguousarray(x.transpose(2, 0, 1)[None]) * 2.0 - 1.0
         a = None if airlight is None else np.asarray(airlight, np.float32).reshape(1, 3)
         y, used = self._run(x.astype(np.float32, copy=False), a)
-        return (y[0, :, :h, :w].transpose(1, 2, 0) + 1.0) * 0.5, (None if used is None else used[0])
+        y = y[0, :, :h, :w].transpose(1, 2, 0)
+        return (y if transmission else (y + 1.0) * 0.5), (None if used is None else used[0])
 
     def _check_airlight(self, airlight) -> np.ndarray:
         if not self.shares_airlight:
@@ -355,25 +415,60 @@ class Dehazer:
             raise DehazeError(f"the atmospheric light must be 3 RGB values in [0, 1], got {np.asarray(airlight).tolist()}")
         return a
 
+    def estimate(self, rgb: np.ndarray, airlight=None) -> Haze:
+        """Two-scale models: the haze of the whole photo, from one pass of the network on a copy
+        shrunk to the working size (:func:`dehaze.twoscale.fit_haze`).
+
+        Args:
+            rgb: HxWx3 photo, float32 in [0, 1] or uint8/uint16.
+            airlight: (3,) RGB atmospheric light in [0, 1] to use instead of the model's estimate.
+        """
+        if self.two_scale is None:
+            raise DehazeError(f"{self.name} is not a two-scale model (it has no ASM head)")
+        rgb = _check_rgb(rgb, keep_integers=True)
+        a = None if airlight is None else self._check_airlight(airlight)
+        s = self.two_scale
+        small = working_copy(rgb, int(s["working_size"]))
+        x, used = self._infer(small, a, transmission=True)
+        return fit_haze(small, x[..., 0], used, rgb.shape[:2], int(s.get("radius", 0)), float(s.get("eps", 1.0)),
+                        float(s.get("t_min", 0.05)))
+
+    def apply(self, rgb: np.ndarray, haze: Haze, strength: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        """Remove a :meth:`estimate` d haze from the full-size photo at ``strength`` (None -> :attr:`strength`),
+        without running the network: e.g. a strength slider over one estimate."""
+        rgb = _check_rgb(rgb, keep_integers=True)
+        return apply_haze(rgb, haze, self.strength if strength is None else strength, out=out)
+
     def estimate_airlight(self, rgb: np.ndarray) -> np.ndarray | None:
-        """The atmospheric light (3,) the model estimates for the whole photo, from a copy shrunk to
-        fit one tile; None for models that do not predict one (``image`` head)."""
+        """The atmospheric light (3,) the model estimates for the whole photo, from a shrunken copy;
+        None for models that do not predict one (``image`` head)."""
         if not self.shares_airlight:
             return None
+        if self.two_scale is not None:
+            return self.estimate(rgb).airlight
         return self._infer(shrink_to_fit(_check_rgb(rgb), self.tile or DEFAULT_TILE))[1]
 
-    def __call__(self, rgb: np.ndarray, airlight: np.ndarray | None = None) -> np.ndarray:
+    def __call__(self, rgb: np.ndarray, airlight: np.ndarray | None = None, strength: float | None = None) -> np.ndarray:
         """Dehaze ``rgb`` (HxWx3 float32 in [0, 1]) -> HxWx3 float32 in [0, 1].
 
-        A photo larger than one tile is restored tile by tile; models that predict the atmospheric
-        light get one estimate for the whole photo (:meth:`estimate_airlight`), shared by all tiles.
+        Two-scale models (``asm`` head) estimate the haze once on the working copy and remove it at
+        full size (:meth:`estimate`, :func:`dehaze.twoscale.apply_haze`); they also take uint8 and
+        uint16 photos and return the same dtype. Other models run tile by tile.
 
         Args:
             rgb: the hazy photo.
             airlight: (3,) RGB atmospheric light in [0, 1] to use instead of the model's estimate,
                 e.g. one estimate reused over the frames of a video so they do not flicker, or a
                 measured sky colour. Only for models with :attr:`shares_airlight`.
+            strength: in [0, 1.5], two-scale models: 0 returns the photo, 1 removes the haze the
+                model estimates, above 1 removes more (t becomes t^strength); None -> :attr:`strength`.
         """
+        strength = self.strength if strength is None else check_strength(strength)
+        if self.two_scale is not None:
+            rgb = _check_rgb(rgb, keep_integers=True)
+            return self.apply(rgb, self.estimate(rgb, airlight), strength)
+        if strength != 1.0:
+            raise DehazeError(f"{self.name} has no ASM head: its strength cannot be set")
         rgb = _check_rgb(rgb)
         if airlight is not None:
             airlight = self._check_airlight(airlight)
@@ -399,7 +494,7 @@ class Dehazer:
     def __repr__(self) -> str:
         return (
             f"Dehazer(name={self.name!r}, backend={self.backend!r}, providers={self.providers}, "
-            f"multiple={self.multiple}, tile={self.tile}, overlap={self.overlap})"
+            f"multiple={self.multiple}, tile={self.tile}, overlap={self.overlap}, two_scale={self.two_scale})"
         )
 
 
@@ -407,22 +502,35 @@ def restore_photo(photo: Photo, fn: Callable[[np.ndarray], np.ndarray]) -> Photo
     """Apply ``fn`` (HxWx3 [0,1] -> HxWx3 [0,1]) to a photo, keeping what the user expects.
 
     Grayscale stays grayscale (the result's luminance, repeated), alpha is passed through
-    untouched, bit depth, format and ICC profile are kept, and the size must not change.
+    untouched, bit depth, format and ICC profile are kept, and the size must not change. A photo
+    read with integer pixels (``read_photo(..., as_float=False)``) stays integer when ``fn`` takes
+    them (``fn.accepts_integer``, e.g. a two-scale :class:`Dehazer`), so a 100-megapixel photo is
+    never held as floats; other functions get float pixels.
 
     Example:
         >>> p = Photo(np.full((4, 4, 3), 0.5, np.float32), np.zeros((4, 4), np.uint8), 8, True, "PNG")
         >>> restore_photo(p, lambda x: x * 0.5).rgb[0, 0].tolist()
         [0.25, 0.25, 0.25]
     """
-    out = np.asarray(fn(photo.rgb), dtype=np.float32)
+    rgb = photo.rgb
+    integer = rgb.dtype in (np.uint8, np.uint16)
+    if integer and not getattr(fn, "accepts_integer", False):
+        rgb, integer = _check_rgb(rgb), False
+    out = np.asarray(fn(rgb))
     if out.shape != photo.rgb.shape:
         raise ValueError(f"the restoration changed the image shape from {photo.rgb.shape} to {out.shape}")
-    if photo.grayscale:
-        out = np.repeat((out @ _LUMA)[..., None], 3, axis=2)
-    elif np.shares_memory(out, photo.rgb):  # e.g. "hazy": never modify the input in place
-        out = out.copy()
+    if integer:
+        if photo.grayscale:
+            out = np.repeat((out @ _LUMA + 0.5).astype(out.dtype)[..., None], 3, axis=2)
+    else:
+        out = out.astype(np.float32, copy=False)
+        if photo.grayscale:
+            out = np.repeat((out @ _LUMA)[..., None], 3, axis=2)
+        elif np.shares_memory(out, photo.rgb):  # e.g. "hazy": never modify the input in place
+            out = out.copy()
+        out = np.clip(out, 0.0, 1.0, out=out)  # in place: a 4K image is 100 MB per copy
     return Photo(
-        rgb=np.clip(out, 0.0, 1.0, out=out),  # in place: a 4K image is 100 MB per copy
+        rgb=out,
         alpha=photo.alpha,
         bit_depth=photo.bit_depth,
         grayscale=photo.grayscale,
@@ -441,12 +549,15 @@ def get_method(
             (dark channel prior), ``"hazy"`` (identity: the input's own score), or the path of a
             model file (to compare several models in one run).
         model: model file for ``"model"``.
-        dehazer_kwargs: passed to :class:`Dehazer` (device, tile, overlap, threads, providers).
+        dehazer_kwargs: passed to :class:`Dehazer` (device, tile, overlap, threads, providers,
+            working_size, strength). A ``strength`` other than 1 is refused for the baselines.
 
     Returns:
         A callable ``HxWx3 -> HxWx3`` with a ``name`` attribute where the object allows it.
     """
     key = name.strip()
+    if dehazer_kwargs.get("strength", 1.0) != 1.0 and key in ("dcp", "hazy", "identity"):
+        raise ConfigError(f"the strength applies to the model, not to the {key} method")
     if key == "model":
         return Dehazer(model, **dehazer_kwargs)
     if key == "dcp":

@@ -28,6 +28,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from dehaze.io import SUPPORTED_READ, sniff_format
+from dehaze.twoscale import MAX_STRENGTH
 from service.engine import EXTENSIONS, MEDIA_TYPES, Engine
 from service.errors import ApiError, install_handlers
 from service.limits import FIELD, GuardedH11Protocol, check_content_length, read_image_bytes
@@ -39,6 +40,11 @@ log = logging.getLogger("service")
 STATIC = Path(str(resources.files("service") / "static"))
 FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP"}
 ACCEPTABLE = {"image/png": "PNG", "image/jpeg": "JPEG", "image/jpg": "JPEG", "image/webp": "WEBP"}
+STRENGTH_QUERY = Query(
+    1.0, ge=0.0, le=MAX_STRENGTH,
+    description=f"How much haze to remove, 0-{MAX_STRENGTH:g}: 0 returns the photo, 1 the model's estimate, more "
+    "removes more (t^strength). Models with an ASM head only.",
+)
 ERROR_SCHEMA = {
     "type": "object",
     "properties": {"error": {"type": "string"}, "detail": {"type": "string"}, "status": {"type": "integer"}},
@@ -242,6 +248,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             description="`model` (the network) or `dcp` (dark channel prior baseline); "
             "default: the service's method.",
         ),
+        strength: float = STRENGTH_QUERY,
     ) -> Response:
         if not engine.loaded:
             if engine.error:
@@ -265,23 +272,63 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sniffed = sniff_format(data)
             if fmt is None and sniffed in SUPPORTED_READ:  # anything else is refused by read_photo
                 fmt = negotiate(request.headers.get("accept"), sniffed)
-            r = await engine.submit(slot, data, method, fmt, quality)
+            r = await engine.submit(slot, functools.partial(engine.restore, data, method, fmt, quality, strength),
+                                    method)
         finally:
             if not slot.handed_off:
                 slot.release()
-        headers = {
-            "X-Dehaze-Model": _ascii(engine.model_name if method == "model" else "dcp"),
-            "X-Dehaze-Method": method,
-            "X-Inference-Seconds": f"{r.inference_seconds:.4f}",
-            "X-Process-Seconds": f"{r.total_seconds:.4f}",
-            "X-Image-Size": f"{r.width}x{r.height}",
-            "Server-Timing": f"inference;dur={r.inference_seconds * 1e3:.1f}, total;dur={r.total_seconds * 1e3:.1f}",
-            "Content-Disposition": f'inline; filename="{_download_name(filename, r.format)}"',
-            "Cache-Control": "no-store",
-        }
-        return Response(r.body, media_type=r.media_type, headers=headers)
+        return _image_response(r, filename, engine.model_name)
+
+    @app.get(
+        "/dehaze/{photo_id}",
+        summary="Restore a recent upload again at another strength, format or quality",
+        description="Every `POST /dehaze` with the model answers with `X-Dehaze-Id`. For some minutes "
+        "after (`--haze-cache-ttl`), this re-renders that photo from the haze estimated then: no "
+        "upload, and the network does not run again (what the web page's strength slider uses). "
+        "404 when the photo is no longer held: upload it again.",
+        tags=["model"],
+        response_class=Response,
+        responses={404: {"description": "Unknown or expired photo id",
+                         "content": {"application/json": {"schema": ERROR_SCHEMA}}}},
+    )
+    async def rerender(
+        photo_id: str,
+        format: Literal["png", "jpeg", "jpg", "webp"] | None = Query(None, description="Output format."),
+        quality: int | None = Query(None, ge=1, le=100, description="1-100, for JPEG and WebP."),
+        strength: float = STRENGTH_QUERY,
+    ) -> Response:
+        if not engine.ready:
+            raise ApiError(503, "loading", "The model is still loading; retry in a moment.", {"Retry-After": "2"})
+        if not re.fullmatch(r"[0-9a-f]{32}", photo_id):
+            raise ApiError(404, "unknown_photo", "Not a photo id given by POST /dehaze (X-Dehaze-Id).")
+        slot = engine.gate.enter()
+        try:
+            fmt = FORMATS[format] if format else None
+            r = await engine.submit(slot, functools.partial(engine.rerender, photo_id, fmt, quality, strength),
+                                    "model")
+        finally:
+            if not slot.handed_off:
+                slot.release()
+        return _image_response(r, None, engine.model_name)
 
     return app
+
+
+def _image_response(r, filename: str | None, model_name: str) -> Response:
+    """The restored image with the headers that say what ran."""
+    headers = {
+        "X-Dehaze-Model": _ascii(model_name if r.method == "model" else "dcp"),
+        "X-Dehaze-Method": r.method,
+        "X-Inference-Seconds": f"{r.inference_seconds:.4f}",
+        "X-Process-Seconds": f"{r.total_seconds:.4f}",
+        "X-Image-Size": f"{r.width}x{r.height}",
+        "Server-Timing": f"inference;dur={r.inference_seconds * 1e3:.1f}, total;dur={r.total_seconds * 1e3:.1f}",
+        "Content-Disposition": f'inline; filename="{_download_name(filename, r.format)}"',
+        "Cache-Control": "no-store",
+        **({"X-Dehaze-Id": r.haze_id} if r.haze_id else {}),
+        "X-Network-Ran": "1" if r.network else "0",
+    }
+    return Response(r.body, media_type=r.media_type, headers=headers)
 
 
 def make_server(app: FastAPI) -> uvicorn.Server:

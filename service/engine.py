@@ -8,9 +8,12 @@ owns the pool, the admission gate and the readiness state.
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -52,10 +55,64 @@ class Restored:
     method: str
     inference_seconds: float
     total_seconds: float  # decode + restore + encode
+    haze_id: str | None = None  # key of the cached haze estimate (two-scale models), for GET /dehaze/{id}
+    network: bool = False  # the network ran for this response (False: the haze came from the cache)
 
     @property
     def media_type(self) -> str:
         return MEDIA_TYPES.get(self.format, "application/octet-stream")
+
+
+class HazeCache:
+    """The haze estimates of recent uploads, keyed by the upload's SHA-256, with the upload itself.
+
+    A new strength, format or quality for a photo then re-renders it without a new upload and
+    without running the network: only the full-size inversion (:func:`dehaze.twoscale.apply_haze`)
+    runs again. Bounded by total bytes (the uploads and the working-size maps) and by age.
+
+    Example:
+        >>> c = HazeCache(max_bytes=10, ttl=60)
+        >>> c.put("k", b"12345", None); c.get("k")[0]
+        b'12345'
+        >>> c.put("j", b"1234567890", None); c.get("k") is None  # over the budget: the oldest goes
+        True
+    """
+
+    def __init__(self, max_bytes: int, ttl: float):
+        self.max_bytes, self.ttl = max_bytes, ttl
+        self._items: OrderedDict[str, tuple[bytes, Any, float, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _size(data: bytes, haze: Any) -> int:
+        return len(data) + (0 if haze is None else haze.a.nbytes + haze.b.nbytes)
+
+    def get(self, key: str) -> tuple[bytes, Any] | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            if time.monotonic() - item[2] > self.ttl:
+                self._drop(key)
+                return None
+            self._items.move_to_end(key)
+            return item[0], item[1]
+
+    def put(self, key: str, data: bytes, haze: Any) -> None:
+        size = self._size(data, haze)
+        with self._lock:
+            if key in self._items:
+                self._drop(key)
+            if size > self.max_bytes:
+                return
+            while self._items and self._bytes + size > self.max_bytes:
+                self._drop(next(iter(self._items)))
+            self._items[key] = (data, haze, time.monotonic(), size)
+            self._bytes += size
+
+    def _drop(self, key: str) -> None:
+        self._bytes -= self._items.pop(key)[3]
 
 
 class Engine:
@@ -77,6 +134,7 @@ class Engine:
         self.ready = False
         self.error: str | None = None
         self._load_lock = threading.Lock()
+        self.cache = HazeCache(settings.haze_cache_mb * 1_000_000, settings.haze_cache_ttl)
 
     # -- start-up -----------------------------------------------------------------------------
     def load(self) -> None:
@@ -199,7 +257,9 @@ class Engine:
         )
 
     # -- serving -----------------------------------------------------------------------------
-    def restore(self, data: bytes, method: str, fmt: str | None, quality: int | None) -> Restored:
+    def restore(
+        self, data: bytes, method: str, fmt: str | None, quality: int | None, strength: float = 1.0
+    ) -> Restored:
         """Decode, restore and encode one photo (blocking; runs on a worker thread).
 
         Args:
@@ -207,9 +267,10 @@ class Engine:
             method: ``model`` or ``dcp``.
             fmt: output format (PNG, JPEG, WEBP); None keeps the input's format.
             quality: 1-100 for lossy formats; None uses the encoder's default.
+            strength: two-scale models: how much haze to remove, in [0, 1.5].
         """
         from dehaze.inference import restore_photo
-        from dehaze.io import encode_photo, read_photo
+        from dehaze.io import read_photo
 
         fn = self.methods.get(method)
         if fn is None:
@@ -219,17 +280,48 @@ class Engine:
                 f"Method {method!r} is not available here; "
                 f"this service offers {', '.join(sorted(self.methods))}.",
             )
+        two_scale = method == "model" and getattr(fn, "two_scale", None) is not None
+        if strength != 1.0 and not two_scale:
+            raise ApiError(422, "strength_unavailable",
+                           f"The strength applies to a model with an ASM head, not to method {method!r}.")
         t0 = time.perf_counter()
-        photo = read_photo(data, max_pixels=self.settings.max_pixels)
+        photo = read_photo(data, max_pixels=self.settings.max_pixels, as_float=False)  # integers: less memory
         t1 = time.perf_counter()
+        key, network = None, True
+        if two_scale:  # the haze is estimated once per upload and kept for re-renders
+            key = hashlib.sha256(data).hexdigest()[:32]
+            hit = self.cache.get(key)
+            network = hit is None
+            haze = fn.estimate(photo.rgb) if network else hit[1]
+            if network:
+                self.cache.put(key, data, haze)
+                self.metrics.network_runs.inc()
+            fn = functools.partial(fn.apply, haze=haze, strength=strength)
+            fn.accepts_integer = True
         out = restore_photo(photo, fn)
         t2 = time.perf_counter()
+        body, fmt = self._encode(out, fmt or photo.format, quality)
+        h, w = out.rgb.shape[:2]
+        return Restored(body, fmt, w, h, method, t2 - t1, time.perf_counter() - t0, key, network)
+
+    def rerender(self, key: str, fmt: str | None, quality: int | None, strength: float) -> Restored:
+        """A cached upload restored again at another strength, format or quality, without the network."""
+        hit = self.cache.get(key)
+        if hit is None:
+            raise ApiError(404, "unknown_photo", "This photo is no longer (or was never) held by the service; "
+                           "upload it again with POST /dehaze.")
+        return self.restore(hit[0], "model", fmt, quality, strength)
+
+    @staticmethod
+    def _encode(out, fmt: str, quality: int | None) -> tuple[bytes, str]:
+        from dehaze.io import encode_photo
+
         kw = {"png_level": 1}  # lossless either way; faster than the default 6, files somewhat larger
         if quality is not None:
             kw["quality"] = quality
-        fmt = (fmt or photo.format).upper()
+        fmt = fmt.upper()
         try:
-            body = encode_photo(out, fmt, **kw)
+            return encode_photo(out, fmt, **kw), fmt
         except (UnsupportedFormatError, OSError, ValueError) as exc:  # the encoder's limits (WebP: 16383 px)
             raise ApiError(
                 422,
@@ -237,20 +329,17 @@ class Engine:
                 f"The restored {out.rgb.shape[1]}x{out.rgb.shape[0]} image "
                 f"cannot be written as {fmt} ({exc}); ask for another format, e.g. ?format=png.",
             ) from None
-        h, w = out.rgb.shape[:2]
-        return Restored(body, fmt, w, h, method, t2 - t1, time.perf_counter() - t0)
 
-    async def submit(
-        self, slot: Slot, data: bytes, method: str, fmt: str | None, quality: int | None
-    ) -> Restored:
-        """Run :meth:`restore` on the pool; ``slot`` is handed to the job and freed when it ends."""
+    async def submit(self, slot: Slot, work: Callable[[], Restored], method: str) -> Restored:
+        """Run ``work`` (:meth:`restore` or :meth:`rerender` with its arguments) on the pool;
+        ``slot`` is handed to the job and freed when it ends."""
 
         def job() -> Restored:
             self.gate.started()
             self.update_gauges()
             t0 = time.perf_counter()
             try:
-                r = self.restore(data, method, fmt, quality)
+                r = work()
                 self.metrics.inference.labels(method=method).observe(r.inference_seconds)
                 return r
             finally:

@@ -64,6 +64,10 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.network_runs = Counter(
+            "dehaze_network_runs", "Photos the network ran on (re-renders from the haze cache do not count).",
+            registry=r,
+        )
         self.rejected = Counter("dehaze_rejected", "Requests refused, by reason.", ["reason"], registry=r)
         self.ready = Gauge("dehaze_ready", "1 when the model is loaded and warmed up.", registry=r)
 
@@ -78,6 +82,8 @@ def endpoint_label(path: str) -> str:
         return path
     if path.startswith("/static/"):
         return "/static"
+    if path.startswith("/dehaze/"):
+        return "/dehaze/{id}"
     return "other"
 
 

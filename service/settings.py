@@ -19,6 +19,8 @@ option                     environment                   default
 ``--read-timeout``         ``DEHAZE_READ_TIMEOUT``       30 (seconds to receive an upload; then 408)
 ``--header-timeout``       ``DEHAZE_HEADER_TIMEOUT``     5 (seconds to send the request headers; then closed)
 ``--max-connections``      ``DEHAZE_MAX_CONNECTIONS``    100 (open connections; more are answered 503)
+``--haze-cache-mb``        ``DEHAZE_HAZE_CACHE_MB``      256 (recent uploads and their haze, for re-renders; 0 = off)
+``--haze-cache-ttl``       ``DEHAZE_HAZE_CACHE_TTL``     600 (seconds a photo stays re-renderable)
 ``--no-warmup``            ``DEHAZE_WARMUP=0``           warm-up inference before ``/readyz`` is ready
 ``--host`` / ``--port``    ``DEHAZE_HOST/PORT``          127.0.0.1 / 8000
 ``--log-level``            ``DEHAZE_LOG_LEVEL``          info
@@ -70,6 +72,8 @@ class Settings:
     read_timeout: float = 30.0
     header_timeout: float = 5.0
     max_connections: int = 100
+    haze_cache_mb: int = 256
+    haze_cache_ttl: float = 600.0
     warmup: bool = True
     host: str = "127.0.0.1"
     port: int = 8000
@@ -87,6 +91,7 @@ class Settings:
             ("queue", 0),
             ("max_upload_bytes", 1),
             ("max_connections", 1),
+            ("haze_cache_mb", 0),
             ("port", 0),
         ):
             if getattr(self, name) < low:
@@ -95,7 +100,7 @@ class Settings:
             raise ConfigError(f"threads must be at least 1, got {self.threads}")
         if self.max_pixels is not None and self.max_pixels < 1:
             raise ConfigError(f"max_pixels must be at least 1, got {self.max_pixels}")
-        for name in ("read_timeout", "header_timeout"):
+        for name in ("read_timeout", "header_timeout", "haze_cache_ttl"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         from dehaze.cli.restore import tiling_error  # the CLI's rule (dehaze restore --tile)
@@ -142,9 +147,10 @@ _INTS = {
     "concurrency",
     "queue",
     "max_connections",
+    "haze_cache_mb",
     "port",
 }
-_FLOATS = {"read_timeout", "header_timeout"}
+_FLOATS = {"read_timeout", "header_timeout", "haze_cache_ttl"}
 
 
 def _parse(name: str, raw: str) -> Any:

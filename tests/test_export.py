@@ -139,24 +139,23 @@ def test_export_asm_head_with_eval_records_scores_in_card(tmp_path):
     assert set(ev["methods"]) == {"model", "dcp", "hazy"}
     assert all(np.isfinite(v["psnr"]) for v in ev["methods"].values())
     assert card["parity"]["max_abs_error"] < 1e-4
-    assert set(card["airlight"]) == {"input", "output"}
+    assert set(card["haze"]) == {"airlight", "transmission", "airlight_used"}
+    assert card["two_scale"]["working_size"] == 512 and card["two_scale"]["radius"] == 0
 
-    # the atmospheric light is a second input (-1: estimate) and output, for tiled inference
+    # two-scale graph: the image (and optionally the airlight, -1: estimate) in, raw t and A out
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert [i.name for i in sess.get_inputs()] == ["input", "airlight"]
-    assert [o.name for o in sess.get_outputs()] == ["output", "airlight_used"]
+    assert [o.name for o in sess.get_outputs()] == ["transmission", "airlight_used"]
     x = torch.rand(2, 3, 21, 30) * 2 - 1
     est = -np.ones((2, 3), np.float32)
-    y, used = sess.run(None, {"input": x.numpy(), "airlight": est})
+    t, used = sess.run(None, {"input": x.numpy(), "airlight": est})
     with torch.inference_mode():
-        _, _, A = G(x, return_asm=True)
-    assert y.shape == (2, 3, 21, 30) and np.allclose(used, A.flatten(1).numpy(), atol=1e-5)
+        t_ref, A = G.haze(x)
+    assert t.shape == (2, 1, 21, 30) and np.abs(t - t_ref.numpy()).max() < 1e-5
+    assert np.allclose(used, A.flatten(1).numpy(), atol=1e-5)
     given = np.array([[0.9, 0.8, 0.7], [-1, 0.6, -1]], np.float32)  # per channel: given or estimated
-    y2, used2 = sess.run(None, {"input": x.numpy(), "airlight": given})
+    _, used2 = sess.run(None, {"input": x.numpy(), "airlight": given})
     assert np.allclose(used2, np.where(given >= 0, given, used), atol=1e-6)
-    with torch.inference_mode():
-        ref = G(x, airlight=torch.from_numpy(given))
-    assert np.abs(y2 - ref.numpy()).max() < 1e-4 and np.abs(y2 - y).max() > 1e-3
 
 
 def test_export_averages_snapshots_of_one_run(exported, tmp_path, capsys):
@@ -203,33 +202,38 @@ def test_export_prior_airlight_head_keeps_parity(tmp_path):
     assert main(["export", str(tmp_path / "prior.pt"), "-o", str(out)]) == 0
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     x = torch.rand(2, 3, 37, 52) * 2 - 1
-    y, used = sess.run(None, {"input": x.numpy(), "airlight": -np.ones((2, 3), np.float32)})
+    t, used = sess.run(None, {"input": x.numpy(), "airlight": -np.ones((2, 3), np.float32)})
     with torch.inference_mode():
-        ref, _, A = G(x, return_asm=True)
-    assert np.abs(y - ref.numpy()).max() < 1e-4 and np.allclose(used, A.flatten(1).numpy(), atol=1e-5)
+        ref, A = G.haze(x)
+    assert np.abs(t - ref.numpy()).max() < 1e-4 and np.allclose(used, A.flatten(1).numpy(), atol=1e-5)
     assert np.ptp(used) > 1e-3  # the estimate depends on the photo, not only on the bias
 
 
-def test_export_t_refine_switches_the_guided_filter_on_with_parity(tmp_path, capsys):
-    """--t-refine adds the guided filter on t to a model trained without it: the card's G_config
-    records it, ONNX Runtime matches PyTorch with the filter, and the output differs from the plain model."""
+def test_export_t_refine_sets_the_two_scale_guided_filter(tmp_path, capsys):
+    """--t-refine adds the guided filter on t to a model trained without it: the card's G_config and
+    two_scale settings record it, and the Dehazer's output matches PyTorch's with the filter."""
+    from dehaze.inference import Dehazer
+
     torch.manual_seed(3)
     G = UNetGenerator(width=4, depth=3, head="asm").eval()
     torch.save({"G": G.state_dict(), "G_config": G.config, "config": {}, "step": 1, "metrics": {}},
                tmp_path / "asm.pt")
     out = tmp_path / "gf.onnx"
-    assert main(["export", str(tmp_path / "asm.pt"), "-o", str(out), "--t-refine", "3", "--t-refine-eps", "0.01"]) == 0
+    assert main(["export", str(tmp_path / "asm.pt"), "-o", str(out), "--t-refine", "3", "--t-refine-eps", "0.01",
+                 "--working-size", "256"]) == 0
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["G_config"]["t_refine"] == 3 and card["G_config"]["t_refine_eps"] == 0.01
+    assert {k: card["two_scale"][k] for k in ("working_size", "radius", "eps")} == {
+        "working_size": 256, "radius": 3, "eps": 0.01}
     assert card["parity"]["max_abs_error"] < 1e-4
-    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     x = torch.rand(1, 3, 29, 41) * 2 - 1
-    y = sess.run(["output"], {"input": x.numpy(), "airlight": -np.ones((1, 3), np.float32)})[0]
+    rgb = ((x[0].permute(1, 2, 0) + 1) / 2).numpy()
+    y = Dehazer(out)(rgb)
     with torch.inference_mode():
-        plain = G(x).numpy()
+        plain = ((G(x)[0].permute(1, 2, 0) + 1) / 2).numpy()
         refined = UNetGenerator(**card["G_config"]).eval()
         refined.load_state_dict(G.state_dict())
-        ref = refined(x).numpy()
+        ref = ((refined(x)[0].permute(1, 2, 0) + 1) / 2).numpy()
     assert np.abs(y - ref).max() < 1e-4 and np.abs(y - plain).max() > 1e-3
     assert main(["export", str(tmp_path / "asm.pt"), "-o", str(tmp_path / "bad.onnx"), "--t-refine", "-2"]) == 2
     assert "t_refine must be" in capsys.readouterr().err and not (tmp_path / "bad.onnx").exists()

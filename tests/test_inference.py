@@ -160,44 +160,88 @@ def test_tiling_has_no_seams(trained):
     assert np.abs(hard - whole).mean(axis=(0, 2)).max() > 0.05  # a real seam is caught by this measure
 
 
-def asm_model(tmp_path: Path, backend: str) -> Path:
-    """A tiny ASM-head model (checkpoint or ONNX) whose airlight depends on the image content."""
+def asm_model(tmp_path: Path, backend: str, t_refine: int = 3) -> Path:
+    """A tiny ASM-head model (checkpoint or ONNX) whose t and airlight depend on the image content."""
     torch.manual_seed(2)
-    G = UNetGenerator(width=4, depth=3, head="asm", upsample="bilinear")
+    G = UNetGenerator(width=4, depth=3, head="asm", upsample="bilinear", t_refine=t_refine, t_refine_eps=0.01)
     with torch.no_grad():
         G.train()(torch.rand(4, 3, 32, 32) * 2 - 1)
-        G.airlight.weight.normal_(0, 0.5)  # A depends on the content, so tiles would disagree
+        G.airlight.weight.normal_(0, 0.5)  # A depends on the content
     ckpt = save_checkpoint(tmp_path / "asm.pt", G.eval())
     if backend == "torch":
         return ckpt
-    export_onnx(ckpt, tmp_path / "asm.onnx")
+    export_onnx(ckpt, tmp_path / "asm.onnx", working_size=64)
     return tmp_path / "asm.onnx"
 
 
 @pytest.mark.parametrize("backend", ["onnx", "torch"])
-def test_tiles_share_one_airlight_estimated_on_the_whole_photo(tmp_path, backend):
+def test_two_scale_equals_one_pass_on_a_photo_that_fits_the_working_size(tmp_path, backend):
     model = asm_model(tmp_path, backend)
-    clear, hazy = scene(150, 230, 5)
-    dh = Dehazer(model, tile=64, overlap=16)
-    assert dh.shares_airlight
-    whole = dh.estimate_airlight(hazy)
-    small = cv2.resize(hazy, (64, 42), interpolation=cv2.INTER_AREA)
-    assert np.allclose(whole, dh._infer(small)[1], atol=1e-6)
+    dh = Dehazer(model, working_size=64)
+    assert dh.two_scale["working_size"] == 64 and dh.two_scale["radius"] == 3 and dh.accepts_integer
+    from dehaze.nets import load_generator
+
+    G, _ = load_generator(tmp_path / "asm.pt")
+    hazy = scene(48, 61, 3)[1]
+    with torch.inference_mode():
+        one_pass = (G.eval()(torch.from_numpy(hazy).permute(2, 0, 1)[None] * 2 - 1)[0].permute(1, 2, 0) + 1) / 2
+    assert np.abs(dh(hazy) - one_pass.numpy()).max() < 1e-4
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_two_scale_runs_the_network_once_on_the_working_copy(tmp_path, backend):
+    dh = Dehazer(asm_model(tmp_path, backend), working_size=64)
     seen = []
     run = dh._run
-    dh._run = lambda batch, airlight: seen.append(airlight) or run(batch, airlight)
+    dh._run = lambda batch, airlight: seen.append(batch.shape) or run(batch, airlight)
+    hazy = scene(150, 230, 5)[1]
     out = dh(hazy)
-    assert out.shape == hazy.shape and len(seen) == 1 + 3 * 5  # the estimate, then 15 tiles
-    assert seen[0] is None and all(np.allclose(a, whole) for a in seen[1:])
-    per_tile = [dh._infer(hazy[:64, x:x + 64])[1] for x in (0, 80, 160)]  # what tiles alone would use
-    assert max(np.abs(a - whole).max() for a in per_tile) > 1e-3
+    assert out.shape == hazy.shape and seen == [(1, 3, 48, 64)]  # the 42x64 working copy, padded to the multiple 8
+    haze = dh.estimate(hazy)
+    assert haze.working_size == (42, 64) and haze.size == (150, 230)
+
+
+def test_two_scale_torch_and_onnx_agree_at_two_sizes(tmp_path):
+    onnx_dh, torch_dh = Dehazer(asm_model(tmp_path, "onnx")), Dehazer(tmp_path / "asm.pt", working_size=64)
+    for h, w in ((50, 40), (150, 230)):  # within the working size, and 3.6x beyond it
+        hazy = scene(h, w, 7)[1]
+        assert np.abs(onnx_dh(hazy) - torch_dh(hazy)).max() < 1e-4
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_strength(tmp_path, backend):
+    dh = Dehazer(asm_model(tmp_path, backend), working_size=64)
+    hazy = scene(90, 120, 4)[1]
+    assert np.array_equal(dh(hazy, strength=0), hazy)  # 0: the photo itself
+    full = dh(hazy)
+    assert np.array_equal(dh(hazy, strength=1), full)
+    half, more = dh(hazy, strength=0.5), dh(hazy, strength=1.5)
+    gap = lambda x: np.abs(x - hazy).mean()  # noqa: E731
+    assert 0 < gap(half) < gap(full) < gap(more)
+    u8 = (hazy * 255 + 0.5).astype(np.uint8)
+    assert np.array_equal(dh(u8, strength=0), u8)
+    for bad in (-0.1, 1.6, float("nan"), "x"):
+        with pytest.raises(ValueError, match=r"strength must be .*\[0, 1.5\]"):
+            dh(hazy, strength=bad)
+
+
+def test_two_scale_integer_photos_match_float(tmp_path):
+    dh = Dehazer(asm_model(tmp_path, "onnx"), working_size=64)
+    hazy = scene(120, 200, 8)[1]
+    for dtype, top in ((np.uint8, 255), (np.uint16, 65535)):
+        q = (hazy * top + 0.5).astype(dtype)
+        out = dh(q)
+        assert out.dtype == dtype
+        ref = dh(q.astype(np.float32) / top)
+        assert np.abs(out.astype(np.float32) / top - ref).max() <= 1.0 / 255 + 1e-6
 
 
 @pytest.mark.parametrize("backend", ["onnx", "torch"])
 def test_a_given_airlight_replaces_the_estimate(tmp_path, backend):
     model = asm_model(tmp_path, backend)
     small, big = scene(40, 56, 3)[1], scene(150, 230, 5)[1]
-    for dh, hazy in ((Dehazer(model, tile=0), small), (Dehazer(model, tile=64, overlap=16), big)):
+    dh = Dehazer(model, working_size=64)
+    for hazy in (small, big):
         est = dh.estimate_airlight(hazy)
         assert np.allclose(dh(hazy, airlight=est), dh(hazy), atol=1e-5)
         other = dh(hazy, airlight=np.clip(est + 0.2, 0, 1))

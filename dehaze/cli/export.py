@@ -44,6 +44,9 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
     p.add_argument("--t-refine-eps", type=float, default=1.0, metavar="EPS",
                    help="the guided filter's regulariser in squared grey levels (1: close to plain smoothing, "
                         "which measured best; small values copy the image's texture into t)")
+    p.add_argument("--working-size", type=int, default=None, metavar="PX",
+                   help="ASM models: long side of the copy the network runs on in two-scale inference "
+                        "(default 512, the measured choice; see benchmarks/bench_two_scale.py)")
     p.add_argument("--eval", metavar="SET_DIR", action="append", default=[],
                    help="score the exported model on this paired folder and record it in the card (repeatable)")
     p.set_defaults(run=run)
@@ -51,10 +54,11 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dehaze.export import export_onnx
+    from dehaze.export import DEFAULT_WORKING_SIZE, export_onnx
 
     card = export_onnx(args.checkpoint, args.output, opset=args.opset, check=not args.no_check,
-                       prefer_ema=not args.no_ema, t_refine=args.t_refine, t_refine_eps=args.t_refine_eps)
+                       prefer_ema=not args.no_ema, t_refine=args.t_refine, t_refine_eps=args.t_refine_eps,
+                       working_size=args.working_size or DEFAULT_WORKING_SIZE)
     parity = card["parity"]["max_abs_error"]
     check = "not checked" if parity is None else f"max |ONNX - PyTorch| = {parity:.2e}"
     averaged = f" averaged over {card['averaged_checkpoints']} checkpoints" if "averaged_checkpoints" in card else ""

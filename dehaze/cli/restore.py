@@ -30,6 +30,7 @@ from dehaze.io import (
     sniff_format,
     write_photo,
 )
+from dehaze.twoscale import MAX_STRENGTH, check_strength
 
 MIN_TILE = 64  # two network multiples (32): with the overlap rule below every tile has room left
 TILE_RULE = f"0 (no tiling) or at least {MIN_TILE}"
@@ -69,6 +70,14 @@ def quality_arg(text: str) -> int:
     if not 1 <= q <= 100:
         raise argparse.ArgumentTypeError(f"must be 1-100, got {q}")
     return q
+
+
+def strength_arg(text: str) -> float:
+    """``--strength``: a number in [0, 1.5] (the API's ``?strength=`` has the same rule)."""
+    try:
+        return check_strength(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("strength ")) from None
 
 
 def tile_arg(text: str) -> int:
@@ -132,12 +141,21 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
         "--model", metavar="FILE", help="ONNX model or checkpoint (default: models/dehaze-default.onnx)"
     )
     p.add_argument(
+        "--strength",
+        type=strength_arg,
+        default=1.0,
+        metavar="S",
+        help=f"how much haze to remove, 0-{MAX_STRENGTH:g}: 0 leaves the photo as it is, 1 removes the haze the "
+        "model estimates, more removes more (1)",
+    )
+    p.add_argument(
         "--tile",
         type=tile_arg,
         action=Tiling,
         default=512,
         metavar="N",
-        help=f"tile side for large images: {TILE_RULE} (512)",
+        help=f"tile side for large images, for models that output the image itself (the shipped model "
+        f"runs in two scales and does not tile): {TILE_RULE} (512)",
     )
     p.add_argument(
         "--overlap",
@@ -275,13 +293,14 @@ def run(args: argparse.Namespace) -> int:
     existing = len(jobs) - len(todo)
     restored = 0
     if todo:  # the model is loaded only when there is work left
-        kwargs = dict(device=args.device, tile=args.tile, overlap=args.overlap, threads=args.threads)
+        kwargs = dict(device=args.device, tile=args.tile, overlap=args.overlap, threads=args.threads,
+                      strength=args.strength)
         fn = get_method(args.method, args.model, **kwargs)
         label = getattr(fn, "name", args.method)
         bar = tqdm(todo, desc=f"dehaze ({label})", unit="img", file=sys.stderr, dynamic_ncols=True)
         for job in bar:
             try:
-                photo = read_photo(job.src, max_pixels=args.max_pixels)
+                photo = read_photo(job.src, max_pixels=args.max_pixels, as_float=False)  # integer pixels: less memory
                 if job.dst is None:  # read_photo raises for these; guard against a reader that does not
                     raise InputError(f"{job.src}: not a supported image")
                 write_photo(job.dst, restore_photo(photo, fn), job.fmt, quality=args.quality)

@@ -133,6 +133,19 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
         help="open connections at most; more are answered 503 (DEHAZE_MAX_CONNECTIONS, default 100)",
     )
     a(
+        "--haze-cache-mb",
+        type=int,
+        default=None,
+        help="megabytes of recent uploads and their haze estimates kept so a new strength or format "
+        "re-renders without the network (DEHAZE_HAZE_CACHE_MB, default 256; 0: off)",
+    )
+    a(
+        "--haze-cache-ttl",
+        type=float,
+        default=None,
+        help="seconds a photo stays re-renderable (DEHAZE_HAZE_CACHE_TTL, default 600)",
+    )
+    a(
         "--no-warmup",
         dest="warmup",
         action="store_false",
@@ -171,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
         "read_timeout",
         "header_timeout",
         "max_connections",
+        "haze_cache_mb",
+        "haze_cache_ttl",
         "warmup",
         "log_level",
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from kornia.filters import guided_blur
+from kornia.filters import box_blur
 
 NORMS = ("batch", "instance", "none")
 UPSAMPLES = ("deconv", "bilinear")
@@ -42,6 +42,55 @@ def haze_statistics(x: torch.Tensor, patch: int = 15) -> torch.Tensor:
     return torch.cat([a_dcp, dark.amax(dim=(2, 3)), dark.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
 
 
+def guided_upsample(t: torch.Tensor, image: torch.Tensor, guide: torch.Tensor, radius: int, eps: float = 1.0,
+                    t_min: float = 0.0) -> torch.Tensor:
+    """The fast guided filter (He and Sun 2015): t at ``guide``'s size, its edges following the guide's.
+
+    The guided filter's linear coefficients ``a, b`` of t against ``image``'s grey level (channel
+    mean) are computed at ``image``'s size (box filters with replicated borders), upsampled
+    bilinearly and applied to ``guide``'s grey level: ``t = a·grey(guide) + b``. At equal sizes this
+    is the guided filter itself. Differentiable: training can put the loss on the full-size output
+    (``data.two_scale``). NumPy twin for inference: :func:`dehaze.twoscale.fit_haze` and
+    :func:`dehaze.twoscale.apply_haze` (tested equal).
+
+    Args:
+        t: (B, 1, h, w) transmission at the working size.
+        image: (B, 3, h, w) the working copy in [0, 1].
+        guide: (B, 3, H, W) the full-size image in [0, 1] (H >= h, W >= w).
+        radius: window radius at the working size (>= 1); 0: plain bilinear upsampling of t.
+        eps: regulariser in squared grey levels.
+        t_min: lower bound of the result.
+
+    Example:
+        >>> img = torch.rand(1, 3, 16, 16)
+        >>> guided_upsample(torch.full((1, 1, 8, 8), 0.6), img[..., ::2, ::2], img, 2).sub(0.6).abs().max() < 1e-4
+        tensor(True)
+    """
+    if image.dim() != 4 or image.shape[1] != 3 or guide.dim() != 4 or guide.shape[1] != 3:
+        raise ValueError(f"image and guide: expected (B, 3, H, W), got {tuple(image.shape)} and {tuple(guide.shape)}")
+    if t.dim() != 4 or t.shape[1] != 1 or t.shape[2:] != image.shape[2:] or t.shape[0] != image.shape[0]:
+        raise ValueError(f"t: expected (B, 1, H, W) matching the image {tuple(image.shape)}, got {tuple(t.shape)}")
+    if radius < 0 or eps <= 0:
+        raise ValueError(f"radius must be >= 0 and eps > 0, got {radius} and {eps}")
+    if radius:
+        k = 2 * radius + 1
+
+        def box(x: torch.Tensor) -> torch.Tensor:
+            return box_blur(x, (k, k), border_type="replicate", separable=True)
+
+        g = image.mean(dim=1, keepdim=True)
+        mean_g, mean_t = box(g), box(t)
+        a = (box(g * t) - mean_g * mean_t) / (box(g * g) - mean_g * mean_g + eps)
+        a, b = box(a), box(mean_t - a * mean_g)
+    else:
+        a, b = torch.zeros_like(t), t
+    size = guide.shape[-2:]
+    if size != t.shape[-2:]:
+        a = F.interpolate(a, size=size, mode="bilinear", align_corners=False)
+        b = F.interpolate(b, size=size, mode="bilinear", align_corners=False)
+    return (a * guide.mean(dim=1, keepdim=True) + b).clamp(t_min, 1.0)
+
+
 def refine_transmission(image: torch.Tensor, t: torch.Tensor, radius: int, eps: float = 1.0,
                         t_min: float = 0.0) -> torch.Tensor:
     """Guided-filter refinement of a transmission map (He et al., "Guided Image Filtering", 2013).
@@ -49,7 +98,7 @@ def refine_transmission(image: torch.Tensor, t: torch.Tensor, radius: int, eps: 
     Within each ``(2·radius + 1)²`` window t becomes a linear function of the image's grey level:
     edges in t follow edges in the image, and texture the network copied into t is smoothed away.
     DCP refines its blocky t the same way; a network's t gains from it too (docs/ablation.md,
-    "Refining t with a guided filter").
+    "Refining t with a guided filter"). It is :func:`guided_upsample` at equal sizes.
 
     Args:
         image: (B, 3, H, W) hazy image in [0, 1], the guide (its channel mean is used).
@@ -68,14 +117,9 @@ def refine_transmission(image: torch.Tensor, t: torch.Tensor, radius: int, eps: 
         >>> refine_transmission(image, torch.full((1, 1, 32, 32), 0.6), radius=4).sub(0.6).abs().max() < 1e-4
         tensor(True)
     """
-    if image.dim() != 4 or image.shape[1] != 3:
-        raise ValueError(f"image: expected (B, 3, H, W), got {tuple(image.shape)}")
-    if t.dim() != 4 or t.shape[1] != 1 or t.shape[2:] != image.shape[2:] or t.shape[0] != image.shape[0]:
-        raise ValueError(f"t: expected (B, 1, H, W) matching the image {tuple(image.shape)}, got {tuple(t.shape)}")
-    if radius < 1 or eps <= 0:
+    if radius < 1:
         raise ValueError(f"radius must be >= 1 and eps > 0, got {radius} and {eps}")
-    guide = image.mean(dim=1, keepdim=True)
-    return guided_blur(guide, t, 2 * radius + 1, eps, border_type="replicate", separable=True).clamp(t_min, 1.0)
+    return guided_upsample(t, image, image, radius, eps, t_min)
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
@@ -240,18 +284,24 @@ class UNetGenerator(nn.Module):
             self.config.update(t_refine=radius, t_refine_eps=float(eps))
         return self
 
-    def forward(self, x: torch.Tensor, return_asm: bool = False, airlight: torch.Tensor | None = None):
-        """The restored image in [-1, 1].
-
-        ``asm`` head only: ``return_asm`` also returns ``t`` (B, 1, H, W) and ``A`` (B, 3, 1, 1), both
-        in [0, 1] (for supervising the decomposition); ``airlight`` (B, 3) replaces the estimated A
-        where it is >= 0 (tiled inference uses one A, estimated on the whole photo, for every tile).
-        """
-        if (return_asm or airlight is not None) and self.head != "asm":
-            raise ValueError("return_asm and airlight need head='asm'")
-        if x.dim() != 4 or x.shape[1] != self.config["in_channels"]:
-            raise ValueError(f"expected (B, {self.config['in_channels']}, H, W), got {tuple(x.shape)}")
+    def _asm(self, x: torch.Tensor, airlight: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``asm`` head: (image in [0, 1], raw t, A (B, 3, 1, 1)) at the input's size, before any filter."""
         xp, h, w = pad_to_multiple(x, self.multiple)
+        y, bottleneck = self._unet(xp)
+        t = self.t_min + (1 - self.t_min) * torch.sigmoid(y)
+        if self.airlight_head == "mean":
+            feats = bottleneck.mean(dim=(2, 3))
+        else:
+            feats = torch.cat([bottleneck.mean(dim=(2, 3)), bottleneck.amax(dim=(2, 3)),
+                               haze_statistics((xp + 1) / 2)], dim=1)
+        A = 0.5 + 0.5 * torch.sigmoid(self.airlight(feats))[..., None, None]
+        if airlight is not None:
+            given = airlight.to(A.dtype).reshape(A.shape)
+            A = torch.where(given >= 0, given, A)
+        return (x + 1) / 2, t[..., :h, :w], A
+
+    def _unet(self, xp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder-decoder on a padded input: (last decoder output, bottleneck)."""
         skips = []
         y = xp
         for layer in self.down:
@@ -263,23 +313,71 @@ class UNetGenerator(nn.Module):
             if j > 0:
                 y = torch.cat([y, skips.pop()], dim=1)
             y = layer(y)
+        return y, bottleneck
+
+    def haze(self, x: torch.Tensor, airlight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``asm`` head: the network's raw transmission t (B, 1, H, W) and airlight A (B, 3, 1, 1) for ``x``
+        in [-1, 1], before the guided filter: what two-scale inference runs on the working copy.
+
+        Example:
+            >>> G = UNetGenerator(width=8, depth=3, head="asm")
+            >>> [tuple(v.shape) for v in G.haze(torch.zeros(1, 3, 20, 30))]
+            [(1, 1, 20, 30), (1, 3, 1, 1)]
+        """
+        if self.head != "asm":
+            raise ValueError("haze() needs head='asm'")
+        self._check_input(x)
+        _, t, A = self._asm(x, airlight)
+        return t, A
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 4 or x.shape[1] != self.config["in_channels"]:
+            raise ValueError(f"expected (B, {self.config['in_channels']}, H, W), got {tuple(x.shape)}")
+
+    def forward(self, x: torch.Tensor, return_asm: bool = False, airlight: torch.Tensor | None = None):
+        """The restored image in [-1, 1].
+
+        ``asm`` head only: ``return_asm`` also returns ``t`` (B, 1, H, W) and ``A`` (B, 3, 1, 1), both
+        in [0, 1] (for supervising the decomposition); ``airlight`` (B, 3) replaces the estimated A
+        where it is >= 0. The guided filter on t (``t_refine``) runs on the image at its own size.
+        """
+        if (return_asm or airlight is not None) and self.head != "asm":
+            raise ValueError("return_asm and airlight need head='asm'")
+        self._check_input(x)
         if self.head == "asm":
-            t = self.t_min + (1 - self.t_min) * torch.sigmoid(y)
+            image, t, A = self._asm(x, airlight)
             if self.t_refine:
-                t = refine_transmission((xp + 1) / 2, t, self.t_refine, self.t_refine_eps, self.t_min)
-            if self.airlight_head == "mean":
-                feats = bottleneck.mean(dim=(2, 3))
-            else:
-                feats = torch.cat([bottleneck.mean(dim=(2, 3)), bottleneck.amax(dim=(2, 3)),
-                                   haze_statistics((xp + 1) / 2)], dim=1)
-            A = 0.5 + 0.5 * torch.sigmoid(self.airlight(feats))[..., None, None]
-            if airlight is not None:
-                given = airlight.to(A.dtype).reshape(A.shape)
-                A = torch.where(given >= 0, given, A)
-            J = ((xp + 1) / 2 - A) / t + A
-            y = J.clamp(0, 1) * 2 - 1
-            if return_asm:
-                return y[..., :h, :w], t[..., :h, :w], A
-        else:
-            y = (xp + y).clamp(-1, 1) if self.residual else torch.tanh(y)
+                t = refine_transmission(image, t, self.t_refine, self.t_refine_eps, self.t_min)
+            y = ((image - A) / t + A).clamp(0, 1) * 2 - 1
+            return (y, t, A) if return_asm else y
+        xp, h, w = pad_to_multiple(x, self.multiple)
+        y, _ = self._unet(xp)
+        y = (xp + y).clamp(-1, 1) if self.residual else torch.tanh(y)
         return y[..., :h, :w]
+
+
+class TwoScale(nn.Module):
+    """An ``asm``-head generator used in two scales, as inference runs it (:mod:`dehaze.twoscale`).
+
+    ``forward(x, full)``: the network sees ``x`` (the working copy, [-1, 1]); its t is brought to
+    ``full``'s size by :func:`guided_upsample` (the generator's ``t_refine`` radius and eps) and the
+    scattering model is inverted at full size. Returns the full-size image in [-1, 1], the raw t at
+    the working size and A (B, 3, 1, 1). A module, so DDP wraps it like the generator.
+
+    Example:
+        >>> G = UNetGenerator(width=4, depth=3, head="asm", t_refine=2)
+        >>> [tuple(v.shape) for v in TwoScale(G)(torch.zeros(1, 3, 16, 24), torch.zeros(1, 3, 32, 48))]
+        [(1, 3, 32, 48), (1, 1, 16, 24), (1, 3, 1, 1)]
+    """
+
+    def __init__(self, G: UNetGenerator):
+        super().__init__()
+        if G.head != "asm":
+            raise ValueError("two-scale training needs head='asm'")
+        self.G = G
+
+    def forward(self, x: torch.Tensor, full: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        t, A = self.G.haze(x)
+        image, image_full = (x + 1) / 2, (full + 1) / 2
+        t_full = guided_upsample(t, image, image_full, self.G.t_refine, self.G.t_refine_eps, self.G.t_min)
+        return ((image_full - A) / t_full + A).clamp(0, 1) * 2 - 1, t, A

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from dehaze.errors import ConfigError, run_reporting_errors
 from dehaze.losses import (
@@ -45,6 +46,7 @@ from dehaze.nets import (
     build_spectral_classifier,
     count_parameters,
 )
+from dehaze.nets.unet import TwoScale
 from dehaze.spectral import azimuthal_spectrum, high_frequency_confusion, high_frequency_filter
 from dehaze.train import dist
 from dehaze.train.checkpoint import load_state_dict_checked, rng_state, set_rng_state
@@ -70,6 +72,7 @@ DEFAULTS: dict = {
         "haze": "mixed",  # preset name (indoor | outdoor | mixed), or ranges: a mapping or a list (mixture)
         "crop": 128,
         "scale": [0.25, 1.0],  # window area of a synthetic crop, as a fraction of the photo (then resized)
+        "two_scale": 0,  # k >= 2: crops of k*crop px, the network sees them shrunk to crop, loss at full size
         "samples_per_epoch": 4000,
         "workers": 2,
         "cache": True,  # keep decoded clean photos in memory
@@ -148,6 +151,13 @@ def check_config(cfg: dict) -> None:
     if not (isinstance(sc, list) and len(sc) == 2 and all(isinstance(v, int | float) for v in sc)
             and 0 < sc[0] <= sc[1] <= 1):
         raise ConfigError(f"data.scale={sc} must be [low, high] with 0 < low <= high <= 1")
+    k = cfg["data"]["two_scale"]
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0 or k == 1:
+        raise ConfigError(f"data.two_scale must be 0 (off) or a whole factor >= 2, got {k!r}")
+    if k and cfg["model"]["G"]["head"] != "asm":
+        raise ConfigError("data.two_scale needs model.G.head=asm (t is what is brought to full size)")
+    if k and cfg["data"]["paired"]:
+        raise ConfigError("data.two_scale works on synthetic haze only (data.clean), not data.paired")
     m = 2 ** int(cfg["model"]["G"]["depth"])
     if cfg["data"]["crop"] % m:
         raise ConfigError(f"data.crop={cfg['data']['crop']} must be a multiple of 2**depth = {m}")
@@ -169,7 +179,7 @@ def build_train_set(cfg: dict):
     d = cfg["data"]
     parts = []
     if d["clean"]:
-        parts.append(SyntheticHazeDataset(d["clean"], d["crop"], build_haze(d["haze"]),
+        parts.append(SyntheticHazeDataset(d["clean"], d["crop"] * max(1, d["two_scale"]), build_haze(d["haze"]),
                                           samples_per_epoch=d["samples_per_epoch"], seed=cfg["seed"],
                                           cache=d["cache"], with_asm=asm_supervised(cfg),
                                           scale=tuple(d["scale"])))
@@ -343,7 +353,8 @@ def train(cfg: dict, resume: bool | str = False) -> dict:
             start, best = _restore(state, G, D, G_ema, optG, optD, scaler, run.resume_path)
         elif tc["init"]:
             _warm_start(tc["init"], cfg["mode"], G, D, G_ema)
-        Gd, Dd = dist.wrap_ddp(G, env), (dist.wrap_ddp(D, env) if D else None)
+        k2 = cfg["data"]["two_scale"]
+        Gd, Dd = dist.wrap_ddp(TwoScale(G) if k2 else G, env), (dist.wrap_ddp(D, env) if D else None)
         loader = dist.make_loader(train_set, tc["batch"], env, cfg["data"]["workers"], seed=cfg["seed"] + start)
         batches = dist.infinite(loader)
         if env.is_main:
@@ -362,10 +373,20 @@ def train(cfg: dict, resume: bool | str = False) -> dict:
                         group["lr"] = lr * lr_scale
             batch = next(batches)
             hazy, clear = batch["hazy"].to(device, non_blocking=True), batch["clear"].to(device, non_blocking=True)
+            t_true = batch["t"].to(device) if sup_asm else None
 
             # ---- G forward (once; D's step sees it detached)
-            with autocast(device, use_amp):
-                fake, t, A = Gd(hazy, return_asm=True) if sup_asm else (Gd(hazy), None, None)
+            if k2:  # two scales, as inference: G sees the shrunk crop, L1 on the full-size output
+                hazy_full, clear_full = hazy, clear
+                hazy, clear = F.avg_pool2d(hazy_full, k2), F.avg_pool2d(clear_full, k2)
+                with autocast(device, use_amp):
+                    fake_full, t, A = Gd(hazy, hazy_full)
+                fake = F.avg_pool2d(fake_full, k2)  # what D and C judge: the working size, as in one scale
+                t_true = F.avg_pool2d(t_true, k2) if sup_asm else None
+            else:
+                with autocast(device, use_amp):
+                    fake, t, A = Gd(hazy, return_asm=True) if sup_asm else (Gd(hazy), None, None)
+                fake_full, clear_full = fake, clear
 
             # ---- D (and C) step
             if Dd is not None:
@@ -384,7 +405,7 @@ def train(cfg: dict, resume: bool | str = False) -> dict:
                     stats["acc/C"] = accuracy(real_out.spectral, fake_out.spectral)
 
             # ---- G step (through an unwrapped, frozen D: no gradient accumulates in D)
-            loss_G = lc["l1"] * l1_loss(fake.float(), clear)
+            loss_G = lc["l1"] * l1_loss(fake_full.float(), clear_full)
             stats["loss/G_L1"] = loss_G.item() / max(lc["l1"], 1e-12)
             if D is not None:
                 D.requires_grad_(False)
@@ -408,7 +429,7 @@ def train(cfg: dict, resume: bool | str = False) -> dict:
                 stats["loss/G_spec"] = reg.item()
             if sup_asm:  # the physical decomposition: A and t are not identifiable from J alone
                 err_A = (A.float().flatten(1) - batch["A"].to(device)).abs().mean()
-                err_t = (t.float() - batch["t"].to(device)).abs().mean()
+                err_t = (t.float() - t_true).abs().mean()
                 loss_G = loss_G + lc["airlight"] * err_A + lc["transmission"] * err_t
                 stats["loss/G_A"], stats["loss/G_t"] = err_A.item(), err_t.item()
             optG.zero_grad(set_to_none=True)

@@ -12,8 +12,11 @@
     restored: $("restored-img"), hazySide: $("hazy-side"), restoredSide: $("restored-side"),
     split: $("split"), noPreview: $("no-preview"), info: $("info"), download: $("download"),
     again: $("again"), viewSlider: $("view-slider"), viewSide: $("view-side"), modelLine: $("model-line"),
+    strength: $("strength"), strengthValue: $("strength-value"), strengthField: $("strength-field"),
   };
-  const state = { info: null, file: null, hazyUrl: null, restoredUrl: null, controller: null, ready: false };
+  // photoId: the service's id of the last upload (X-Dehaze-Id): a new strength, format or quality is
+  // then rendered from the haze it estimated, without uploading again or re-running the network
+  const state = { info: null, file: null, hazyUrl: null, restoredUrl: null, controller: null, ready: false, photoId: null };
   const DISPLAYABLE = new Set(["image/png", "image/jpeg", "image/webp", "image/bmp"]);
 
   const mb = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1e3))} kB`);
@@ -33,6 +36,8 @@
       const methods = info.methods || [];
       for (const opt of el.method.options) opt.disabled = methods.length > 0 && !methods.includes(opt.value);
       if (info.method) el.method.value = info.method;
+      state.twoScale = Boolean(model.card && model.card.two_scale);
+      syncStrength();
       const lim = info.limits || {};
       if (lim.max_upload_bytes) el.hint.textContent = `PNG, JPEG, TIFF, WebP or BMP · up to ${mb(lim.max_upload_bytes)}`;
       el.modelLine.textContent = model.name
@@ -105,6 +110,15 @@
     return m ? m[1] : fallback;
   }
 
+  function queryParams(file) {
+    const params = new URLSearchParams({ method: el.method.value });
+    const fmt = outputFormat(file);
+    if (fmt) params.set("format", fmt);
+    if (fmt === "jpeg" || fmt === "webp" || (!fmt && /jpe?g|webp/.test(file.type))) params.set("quality", el.quality.value);
+    if (strengthApplies()) params.set("strength", el.strength.value);
+    return params;
+  }
+
   async function restore(file) {
     clearError();
     const lim = (state.info && state.info.limits) || {};
@@ -116,6 +130,7 @@
     const controller = new AbortController();
     state.controller = controller;
     state.file = file;
+    state.photoId = null;
 
     resetUrls(["hazy", "restored"]);
     state.hazyUrl = URL.createObjectURL(file);
@@ -127,23 +142,36 @@
     el.info.textContent = `${file.name} · ${mb(file.size)}`;
     setBusy(true, `Restoring ${file.name}…`);
 
-    const params = new URLSearchParams({ method: el.method.value });
-    const fmt = outputFormat(file);
-    if (fmt) params.set("format", fmt);
-    if (fmt === "jpeg" || fmt === "webp" || (!fmt && /jpe?g|webp/.test(file.type))) params.set("quality", el.quality.value);
     const body = new FormData();
     body.append("image", file, file.name);
+    await fetchResult(`/dehaze?${queryParams(file)}`, { method: "POST", body }, controller, file);
+  }
 
+  // the same photo at another strength, format or quality: no upload, the network does not run again
+  async function rerender() {
+    if (!state.photoId || !state.file) return restore(state.file);
+    clearError();
+    if (state.controller) state.controller.abort();
+    const controller = new AbortController();
+    state.controller = controller;
+    setBusy(true, `Strength ${Number(el.strength.value).toFixed(2)}…`);
+    const params = queryParams(state.file);
+    params.delete("method");
+    await fetchResult(`/dehaze/${state.photoId}?${params}`, {}, controller, state.file);
+  }
+
+  async function fetchResult(url, init, controller, file) {
     let res;
     const t0 = performance.now();
     try {
-      res = await fetch(`/dehaze?${params}`, { method: "POST", body, signal: controller.signal });
+      res = await fetch(url, { ...init, signal: controller.signal });
     } catch (err) {
       if (controller.signal.aborted) return;
       setBusy(false);
       return showError("Could not reach the service", "Check that it is still running, then try again.");
     }
     if (state.controller !== controller) return;
+    if (res.status === 404 && !init.method) return restore(file);  // the service no longer holds it: upload again
     if (!res.ok) {
       let data = null;
       try { data = await res.json(); } catch (_) { /* not JSON */ }
@@ -153,7 +181,9 @@
     }
     const blob = await res.blob();
     if (state.controller !== controller) return;
+    resetUrls(["restored"]);
     state.restoredUrl = URL.createObjectURL(blob);
+    state.photoId = res.headers.get("X-Dehaze-Id");
     const name = filenameFrom(res, "dehazed");
     for (const img of [el.restored, el.restoredSide]) img.src = state.restoredUrl;
     await el.restored.decode().catch(() => {});
@@ -165,7 +195,9 @@
     const total = (performance.now() - t0) / 1000;
     const size = res.headers.get("X-Image-Size") || `${el.restored.naturalWidth}×${el.restored.naturalHeight}`;
     const methodName = res.headers.get("X-Dehaze-Method") === "dcp" ? "dark channel prior" : res.headers.get("X-Dehaze-Model");
-    el.info.textContent = `${size.replace("x", " × ")} px · restored in ${secs.toFixed(2)} s (${total.toFixed(2)} s round trip) · ${methodName} · ${mb(blob.size)}`;
+    const how = res.headers.get("X-Network-Ran") === "0" ? "re-rendered" : "restored";
+    const strength = strengthApplies() ? ` · strength ${Number(el.strength.value).toFixed(2)}` : "";
+    el.info.textContent = `${size.replace("x", " × ")} px · ${how} in ${secs.toFixed(2)} s (${total.toFixed(2)} s round trip) · ${methodName}${strength} · ${mb(blob.size)}`;
     el.result.setAttribute("data-state", "done");
   }
 
@@ -194,10 +226,22 @@
     const lossy = el.format.value === "jpeg" || el.format.value === "webp" || (!el.format.value && state.file && /jpe?g|webp/.test(state.file.type));
     el.qualityField.hidden = !lossy;
   }
-  el.quality.addEventListener("input", () => { el.qualityValue.textContent = el.quality.value; });
-  for (const control of [el.method, el.format, el.quality]) {
-    control.addEventListener("change", () => { syncQuality(); if (state.file) restore(state.file); });
+  function strengthApplies() { return state.twoScale !== false && el.method.value === "model"; }
+  function syncStrength() {
+    el.strengthField.hidden = !strengthApplies();
+    el.strengthValue.textContent = Number(el.strength.value).toFixed(2);
   }
+  el.quality.addEventListener("input", () => { el.qualityValue.textContent = el.quality.value; });
+  el.method.addEventListener("change", () => { syncQuality(); syncStrength(); if (state.file) restore(state.file); });
+  for (const control of [el.format, el.quality]) {
+    control.addEventListener("change", () => { syncQuality(); if (state.file) rerender(); });
+  }
+  let strengthTimer = null;
+  el.strength.addEventListener("input", () => {
+    syncStrength();
+    clearTimeout(strengthTimer);  // while dragging: one request when the hand rests
+    strengthTimer = setTimeout(() => { if (state.file) rerender(); }, 200);
+  });
   el.split.addEventListener("input", () => el.compare.style.setProperty("--split", `${el.split.value}%`));
   el.hazy.addEventListener("error", () => { if (el.hazy.getAttribute("src")) el.noPreview.hidden = false; });
 
@@ -215,6 +259,7 @@
     if (state.controller) state.controller.abort();
     resetUrls(["hazy", "restored"]);
     state.file = null;
+    state.photoId = null;
     el.result.hidden = true;
     el.result.removeAttribute("data-state");
     clearError();

@@ -153,10 +153,11 @@ def test_t_refine_filters_the_asm_heads_transmission():
     assert G.config["t_refine"] == 4 and G.config["t_refine_eps"] == 0.01
     from dehaze.nets.unet import pad_to_multiple
 
-    xp, _, _ = pad_to_multiple(x, G.multiple)  # the filter runs on the padded image, like the network
-    with torch.inference_mode():
-        tp = G.t_min + (1 - G.t_min) * torch.sigmoid(_decoder_output(G, xp))
-        expected = refine_transmission((xp + 1) / 2, tp, 4, 1e-2, G.t_min)[..., :30, :45]
+    xp, _, _ = pad_to_multiple(x, G.multiple)
+    with torch.inference_mode():  # the filter runs on the image at its own size, after the crop
+        tp = G.t_min + (1 - G.t_min) * torch.sigmoid(_decoder_output(G, xp))[..., :30, :45]
+        expected = refine_transmission((x + 1) / 2, tp, 4, 1e-2, G.t_min)
+        assert torch.allclose(G.haze(x)[0], tp, atol=1e-6)  # haze(): the raw t, before the filter
     assert torch.allclose(t, expected, atol=1e-6) and not torch.allclose(t, t_plain, atol=1e-3)
     assert torch.allclose(A, A2)
     assert torch.allclose((J + 1) / 2, (((x + 1) / 2 - A) / t + A).clamp(0, 1), atol=1e-5)

@@ -147,6 +147,36 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_asm_model(tmp_path_factory) -> Path:
+    """A width-4, depth-3 U-Net with the ASM head: a two-scale ONNX model (working size 64)."""
+    import torch
+
+    from dehaze.export import export_onnx
+    from dehaze.nets import UNetGenerator
+
+    d = tmp_path_factory.mktemp("asm-model")
+    torch.manual_seed(0)
+    G = UNetGenerator(width=4, depth=3, head="asm", t_refine=2).eval()
+    with torch.no_grad():  # a content-dependent, clearly visible haze estimate
+        G.up[-1][1].op.bias.fill_(-0.5)
+    sd = G.state_dict()
+    ckpt = d / "tiny-asm.pt"
+    torch.save({"G": sd, "G_ema": sd, "G_config": G.config, "config": {}, "step": 0, "metrics": {}}, ckpt)
+    out = d / "tiny-asm.onnx"
+    export_onnx(ckpt, out, working_size=64)
+    return out
+
+
+@pytest.fixture(scope="session")
+def asm_server(tiny_asm_model, tmp_path_factory) -> Iterator[Server]:
+    """A server with the two-scale tiny model (strength, haze cache, re-renders)."""
+    s = start_server(tmp_path_factory.mktemp("asm-server"), ["--model", str(tiny_asm_model)],
+                     {"DEHAZE_QUEUE": "16"})
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
 def server(tiny_model, tmp_path_factory) -> Iterator[Server]:
     """The main test server: the tiny model, small upload/pixel limits and small tiles."""
     s = start_server(

@@ -29,19 +29,29 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser():
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="playwright (a dev dependency) is not installed"
     )
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        context = browser.new_context(accept_downloads=True, viewport={"width": 1200, "height": 900})
-        pg = context.new_page()
-        pg.set_default_timeout(30_000)
-        pg.goto(server.url + "/")
-        yield pg
-        context.close()
-        browser.close()
+    with sync_api.sync_playwright() as p:  # one Playwright per module: its sync API allows no second
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+def open_page(browser, url: str):
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1200, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    pg.goto(url + "/")
+    return context, pg
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    context, pg = open_page(browser, server.url)
+    yield pg
+    context.close()
 
 
 def test_upload_see_result_and_download(page, server, svc, tmp_path):
@@ -99,3 +109,52 @@ def test_errors_are_shown_in_plain_words(page, tmp_path):
     page.set_input_files("#file-input", str(big))
     page.wait_for_function("document.getElementById('error-title').textContent.includes('too large')")
     assert "1.2 MB" in page.inner_text("#error-text")
+
+
+@pytest.fixture(scope="module")
+def asm_page(browser, asm_server):
+    context, pg = open_page(browser, asm_server.url)
+    yield pg
+    context.close()
+
+
+def test_strength_slider_changes_the_preview_without_a_new_upload(asm_page, asm_server, svc, tmp_path):
+    page = asm_page
+    hazy = tmp_path / "hazy-hills.png"
+    hazy.write_bytes(svc.encode(svc.hazy_rgb(120, 180, seed=4), "PNG"))
+    page.wait_for_selector("#status.ready")
+    assert page.is_visible("#strength")
+    requests = []
+    page.on("request", lambda r: requests.append((r.method, r.url)) if "/dehaze" in r.url else None)
+    page.set_input_files("#file-input", str(hazy))
+    page.wait_for_selector("#result[data-state=done]")
+    first_src = page.get_attribute("#restored-img", "src")
+    first_pixels = page.evaluate(PIXELS)
+    with asm_server.client() as c:
+        runs = svc.metric(c.get("/metrics").text, "dehaze_network_runs_total")
+
+    page.fill("#strength", "0.3")
+    page.dispatch_event("#strength", "input")
+    page.wait_for_function(f"document.getElementById('restored-img').src !== {first_src!r}")
+    page.wait_for_selector("#result[data-state=done]")
+    page.wait_for_function("document.getElementById('info').textContent.includes('re-rendered')")
+    assert "0.30" in page.inner_text("#strength-field")
+    assert page.evaluate(PIXELS) != first_pixels  # the preview changed
+    posts = [u for m, u in requests if m == "POST"]
+    gets = [u for m, u in requests if m == "GET" and "/dehaze/" in u]
+    assert len(posts) == 1 and len(gets) == 1 and "strength=0.3" in gets[0]  # no new upload
+    with asm_server.client() as c:  # and the network did not run again
+        assert svc.metric(c.get("/metrics").text, "dehaze_network_runs_total") == runs
+
+
+PIXELS = """(() => {
+  const img = document.getElementById('restored-img');
+  const c = document.createElement('canvas');
+  c.width = img.naturalWidth; c.height = img.naturalHeight;
+  const ctx = c.getContext('2d');
+  ctx.drawImage(img, 0, 0);
+  const d = ctx.getImageData(0, 0, c.width, c.height).data;
+  let s = 0;
+  for (let i = 0; i < d.length; i += 4) s += d[i] + d[i + 1] + d[i + 2];
+  return s;
+})()"""
