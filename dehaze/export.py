@@ -24,8 +24,6 @@ import datetime as dt
 import hashlib
 import io
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -35,7 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dehaze.errors import ConfigError, ParityError
-from dehaze.io import write_bytes_atomic
+from dehaze.io import atomic_file, write_bytes_atomic
 
 __all__ = ["HazeIO", "PadToMultiple", "export_onnx", "parity_check", "sha256_file", "two_scale_settings", "write_card"]
 
@@ -47,7 +45,8 @@ HAZE_IO = {
     "transmission": "output transmission: (N, 1, H, W) float32 in [t_min, 1], the network's raw t",
     "airlight_used": "output airlight_used: (N, 3) the atmospheric light",
 }
-DEFAULT_WORKING_SIZE = 512  # long side of the copy the network sees (benchmarks/bench_two_scale.py)
+DEFAULT_WORKING_SIZE = 256  # long side of the copy the network sees (benchmarks/bench_two_scale.py)
+DEFAULT_T_FLOOR = 0.1  # lower bound of t^strength in the inversion (benchmarks/bench_real_photos.py)
 
 
 class PadToMultiple(nn.Module):
@@ -183,7 +182,7 @@ def _two_scale_error(G: nn.Module, x: torch.Tensor, outs: list[np.ndarray]) -> f
     return worst
 
 
-def two_scale_settings(G: nn.Module, working_size: int = DEFAULT_WORKING_SIZE) -> dict:
+def two_scale_settings(G: nn.Module, working_size: int = DEFAULT_WORKING_SIZE, t_floor: float = DEFAULT_T_FLOOR) -> dict:
     """The card's ``two_scale`` entry of an ``asm`` generator: the working size and the guided filter.
 
     Example:
@@ -196,9 +195,10 @@ def two_scale_settings(G: nn.Module, working_size: int = DEFAULT_WORKING_SIZE) -
         "radius": int(getattr(G, "t_refine", 0)),
         "eps": float(getattr(G, "t_refine_eps", 1.0)),
         "t_min": float(G.t_min),
+        "t_floor": float(max(t_floor, G.t_min)),
         "about": "the network runs on the photo shrunk to working_size (long side); t comes to full "
         "size through a guided filter (radius in working-size pixels, eps) computed at the working "
-        "size and applied at full size; J = (I - A) / max(t^strength, t_min) + A",
+        "size and applied at full size; J = (I - A) / max(t^strength, t_floor) + A",
     }
 
 
@@ -327,17 +327,10 @@ def export_onnx(
     data = model.SerializeToString()
     onnx.checker.check_model(model)
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        max_err = parity_check(tmp, G) if check else None
-        os.replace(tmp, out_path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_file(out_path) as f:  # a failed parity check leaves no file behind
+        f.write(data)
+        f.flush()
+        max_err = parity_check(f.name, G) if check else None
 
     config = meta.get("config")
     card = {

@@ -35,7 +35,11 @@ from dehaze.twoscale import Haze, apply_haze, check_strength, fit_haze, working_
 __all__ = [
     "DEFAULT_MODEL_NAME",
     "DEFAULT_OVERLAP",
+    "DEFAULT_TILE",
     "METHODS",
+    "MIN_TILE",
+    "OVERLAP_RULE",
+    "TILE_RULE",
     "Dehazer",
     "blend_ramp",
     "default_model_path",
@@ -45,12 +49,17 @@ __all__ = [
     "read_card",
     "restore_photo",
     "tile_spans",
+    "tiling_error",
 ]
 
 DEFAULT_MODEL_NAME = "dehaze-default.onnx"
 METHODS = ("model", "dcp", "hazy")
-DEFAULT_TILE = 512  # tile side for image-head models; also the airlight copy of older asm graphs
+DEFAULT_TILE = 512  # tile side of image-head models: Dehazer, restore/eval --tile, DEHAZE_TILE
 DEFAULT_OVERLAP = 64  # tile overlap; see `blend_ramp` and the seam test for the measurements
+MIN_TILE = 64  # two network multiples (32): with the overlap rule below every tile has room left
+TILE_RULE = f"0 (no tiling) or at least {MIN_TILE}"
+OVERLAP_RULE = "at most a quarter of the tile"
+AIRLIGHT_SIDE = 512  # untiled one-scale asm graphs: long side of the copy the airlight is estimated on
 MIN_RAMP = 32  # narrowest blend across an overlap, in pixels
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -86,6 +95,28 @@ def read_card(model_path: str | Path) -> dict | None:
 def identity(rgb: np.ndarray) -> np.ndarray:
     """The ``"hazy"`` method: the input itself, to score doing nothing."""
     return rgb
+
+
+def tiling_error(tile: int | None, overlap: int | None = None) -> str | None:
+    """Why ``tile`` and ``overlap`` break the tiling rule, or None when they keep it.
+
+    The one rule, checked by :class:`Dehazer`, by the CLI when it parses ``--tile`` / ``--overlap``
+    and by the service settings: the tile is 0 (no tiling) or at least :data:`MIN_TILE` pixels,
+    and the overlap is 0 or more and at most a quarter of the tile (so it stays below half the
+    tile :class:`Dehazer` rounds up to the network multiple, which :func:`tile_spans` needs).
+    None means "not given".
+
+    Example:
+        >>> tiling_error(10), tiling_error(200, 60), tiling_error(200, 50)
+        ('the tile must be 0 (no tiling) or at least 64, got 10', 'the overlap must be at most a quarter of the tile: 60 with tile 200', None)
+    """
+    if tile is not None and tile != 0 and tile < MIN_TILE:
+        return f"the tile must be {TILE_RULE}, got {tile}"
+    if overlap is not None and overlap < 0:
+        return f"the overlap must be 0 or more, got {overlap}"
+    if overlap is not None and tile and overlap * 4 > tile:
+        return f"the overlap must be {OVERLAP_RULE}: {overlap} with tile {tile}"
+    return None
 
 
 def tile_spans(size: int, tile: int, overlap: int, multiple: int = 1) -> list[tuple[int, int]]:
@@ -206,7 +237,8 @@ class Dehazer:
         device: ``"auto"`` (CUDA when really usable, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         tile: ``image``-head models: tile side in pixels (rounded up to the network multiple);
             images larger than this in either direction are processed in overlapping tiles. 0
-            disables tiling. (``asm`` models run in two scales and do not tile.)
+            disables tiling, else at least :data:`MIN_TILE` (:func:`tiling_error`). (``asm``
+            models run in two scales and do not tile.)
         overlap: minimum overlap of neighbouring tiles, blended with linear ramps that give the
             outer pixels of each overlap no weight (see :func:`blend_ramp`); None -> 64, at most
             a quarter of the tile.
@@ -239,7 +271,7 @@ class Dehazer:
         model: str | Path | None = None,
         *,
         device: str = "auto",
-        tile: int = 512,
+        tile: int = DEFAULT_TILE,
         overlap: int | None = None,
         threads: int | None = None,
         providers: list[str] | None = None,
@@ -251,10 +283,11 @@ class Dehazer:
             raise CheckpointError(f"model not found: {path}")
         if device != "auto" and device != "cpu" and not device.startswith("cuda"):
             raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
-        if overlap is None:  # the default, kept below half a small tile
+        if overlap is None:  # the default, kept within the rule for a small tile
             overlap = min(DEFAULT_OVERLAP, tile // 4)
-        if tile < 0 or overlap < 0:
-            raise ConfigError(f"tile and overlap must be >= 0, got tile={tile}, overlap={overlap}")
+        problem = tiling_error(tile, overlap)
+        if problem:
+            raise ConfigError(problem)
         self.path = path
         self.threads = threads or _default_threads()
         self.card = None
@@ -264,8 +297,6 @@ class Dehazer:
             self._init_onnx(path, device, providers)
         self.name = (self.card or {}).get("name") or path.stem
         self.tile = -(-tile // self.multiple) * self.multiple if tile else 0
-        if self.tile and overlap >= self.tile // 2:
-            raise ConfigError(f"overlap {overlap} must be less than half the tile {self.tile}")
         self.overlap = overlap
         if self.two_scale is not None and working_size is not None:
             if not 32 <= int(working_size) <= 4096:
@@ -437,7 +468,8 @@ class Dehazer:
         """Remove a :meth:`estimate` d haze from the full-size photo at ``strength`` (None -> :attr:`strength`),
         without running the network: e.g. a strength slider over one estimate."""
         rgb = _check_rgb(rgb, keep_integers=True)
-        return apply_haze(rgb, haze, self.strength if strength is None else strength, out=out)
+        floor = self.two_scale.get("t_floor") if self.two_scale else None
+        return apply_haze(rgb, haze, self.strength if strength is None else strength, t_floor=floor, out=out)
 
     def estimate_airlight(self, rgb: np.ndarray) -> np.ndarray | None:
         """The atmospheric light (3,) the model estimates for the whole photo, from a shrunken copy;
@@ -446,7 +478,7 @@ class Dehazer:
             return None
         if self.two_scale is not None:
             return self.estimate(rgb).airlight
-        return self._infer(shrink_to_fit(_check_rgb(rgb), self.tile or DEFAULT_TILE))[1]
+        return self._infer(shrink_to_fit(_check_rgb(rgb), self.tile or AIRLIGHT_SIDE))[1]
 
     def __call__(self, rgb: np.ndarray, airlight: np.ndarray | None = None, strength: float | None = None) -> np.ndarray:
         """Dehaze ``rgb`` (HxWx3 float32 in [0, 1]) -> HxWx3 float32 in [0, 1].
@@ -494,7 +526,8 @@ class Dehazer:
     def __repr__(self) -> str:
         return (
             f"Dehazer(name={self.name!r}, backend={self.backend!r}, providers={self.providers}, "
-            f"multiple={self.multiple}, tile={self.tile}, overlap={self.overlap}, two_scale={self.two_scale})"
+            f"multiple={self.multiple}, tile={self.tile}, overlap={self.overlap}, "
+            f"two_scale={ {k: v for k, v in (self.two_scale or {}).items() if k != 'about'} or None})"
         )
 
 

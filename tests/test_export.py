@@ -140,7 +140,8 @@ def test_export_asm_head_with_eval_records_scores_in_card(tmp_path):
     assert all(np.isfinite(v["psnr"]) for v in ev["methods"].values())
     assert card["parity"]["max_abs_error"] < 1e-4
     assert set(card["haze"]) == {"airlight", "transmission", "airlight_used"}
-    assert card["two_scale"]["working_size"] == 512 and card["two_scale"]["radius"] == 0
+    assert card["two_scale"]["working_size"] == 256 and card["two_scale"]["radius"] == 0
+    assert card["two_scale"]["t_floor"] == 0.1
 
     # two-scale graph: the image (and optionally the airlight, -1: estimate) in, raw t and A out
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])

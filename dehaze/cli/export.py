@@ -46,7 +46,7 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
                         "which measured best; small values copy the image's texture into t)")
     p.add_argument("--working-size", type=int, default=None, metavar="PX",
                    help="ASM models: long side of the copy the network runs on in two-scale inference "
-                        "(default 512, the measured choice; see benchmarks/bench_two_scale.py)")
+                        "(default 256, the measured choice; see benchmarks/bench_two_scale.py)")
     p.add_argument("--eval", metavar="SET_DIR", action="append", default=[],
                    help="score the exported model on this paired folder and record it in the card (repeatable)")
     p.set_defaults(run=run)
