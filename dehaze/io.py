@@ -11,7 +11,8 @@ One place for image I/O, shared by the CLI, the service and evaluation:
   16-bit colour as 8-bit);
 - the pixel count is checked from the header before any pixel is decoded, and the file is
   decoded in full, so a truncated file is an :class:`~dehaze.errors.InputError`, not a grey band;
-- files are written atomically (temporary file in the same folder, then ``os.replace``).
+- files are written atomically (:func:`atomic_file`: a temporary file in the same folder, then
+  ``os.replace``).
 
 Writing a format that cannot hold everything follows fixed rules: JPEG and BMP hold neither
 16 bits nor alpha, so 16-bit becomes 8-bit and a transparent image is flattened onto white
@@ -37,8 +38,10 @@ import struct
 import tempfile
 import warnings
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -52,6 +55,7 @@ __all__ = [
     "SUPPORTED_READ",
     "SUPPORTED_WRITE",
     "Photo",
+    "atomic_file",
     "encode_photo",
     "format_for_extension",
     "read_photo",
@@ -500,26 +504,62 @@ def _encode_16bit(planes: list[np.ndarray], gray: bool, fmt: str, icc: bytes | N
     return data
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, fsync, ``os.replace``.
+@contextlib.contextmanager
+def atomic_file(path: str | Path) -> Iterator[BinaryIO]:
+    """Write ``path`` atomically: yield a file open for binary writing, put it in place on success.
 
-    A crash or kill leaves either the old file, or none, never a half-written one. The folder is
-    created if missing; the file gets the usual permissions (``0o666 & ~umask``).
+    The one atomic writer of the project (images, model cards, ONNX models, checkpoints, reports).
+    The file yielded is a temporary ``.NAME.XXXXXXXX.tmp`` in the same folder (its path is
+    ``f.name``, e.g. to check it before it replaces anything). When the block ends without an
+    exception it is flushed, fsynced, given the usual permissions (``0o666 & ~umask``, not
+    mkstemp's ``0o600``) and renamed over ``path`` with ``os.replace``; the folder is then fsynced
+    too (where the system allows), so the rename survives a power cut. When the block raises (or
+    the rename fails) the temporary file is deleted and ``path`` is left as it was. A crash or kill
+    leaves the old file or none, never a half-written one. The folder is created if missing.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     with atomic_file(Path(folder) / "a.txt") as f:
+        ...         _ = f.write(b"hello")
+        ...     sorted(p.name for p in Path(folder).iterdir()), (Path(folder) / "a.txt").read_bytes()
+        (['a.txt'], b'hello')
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        with open(tmp, "wb", opener=lambda *_: fd) as f:  # the mkstemp descriptor, named by its path
+            yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable; a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_file`)."""
+    with atomic_file(path) as f:
+        f.write(data)
 
 
 def write_photo(path: str | Path, photo: Photo, fmt: str | None = None, quality: int = 95) -> None:

@@ -11,7 +11,7 @@ option                     environment                   default
 ``--device``               ``DEHAZE_DEVICE``             ``auto`` (GPU when usable), cpu, cuda, cuda:N
 ``--providers``            ``DEHAZE_PROVIDERS``          automatic (comma list of ONNX Runtime providers)
 ``--threads``              ``DEHAZE_THREADS``            every core the process may use (intra-op threads)
-``--tile``                 ``DEHAZE_TILE``               512 (tile side for large images; 0 = no tiling, else >= 64)
+``--tile``                 ``DEHAZE_TILE``               512 (tile side, image-head models; 0 = no tiling, else >= 64)
 ``--max-upload-bytes``     ``DEHAZE_MAX_UPLOAD_BYTES``   32000000 (32 MB request body)
 ``--max-pixels``           ``DEHAZE_MAX_PIXELS``         100000000 (``dehaze.io.DEFAULT_MAX_PIXELS``)
 ``--concurrency``          ``DEHAZE_CONCURRENCY``        1 (inferences running at once)
@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from dehaze.errors import ConfigError
+from dehaze.inference import DEFAULT_TILE, tiling_error
 
 METHODS = ("model", "dcp")
 DEVICES = ("auto", "cpu", "cuda")
@@ -64,7 +65,7 @@ class Settings:
     device: str = "auto"
     providers: tuple[str, ...] | None = None
     threads: int | None = None
-    tile: int = 512
+    tile: int = DEFAULT_TILE  # image-head models only; ASM-head models run in two scales
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     max_pixels: int | None = None  # None: dehaze.io's default limit
     concurrency: int = 1
@@ -103,8 +104,6 @@ class Settings:
         for name in ("read_timeout", "header_timeout", "haze_cache_ttl"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        from dehaze.cli.restore import tiling_error  # the CLI's rule (dehaze restore --tile)
-
         problem = tiling_error(self.tile)
         if problem:
             raise ConfigError(problem.removeprefix("the "))

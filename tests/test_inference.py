@@ -12,6 +12,8 @@ from dehaze.classical import DarkChannelPrior
 from dehaze.errors import CheckpointError, ConfigError, DehazeError
 from dehaze.export import export_onnx
 from dehaze.inference import (
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE,
     Dehazer,
     default_model_path,
     feather_weights,
@@ -19,6 +21,7 @@ from dehaze.inference import (
     identity,
     restore_photo,
     tile_spans,
+    tiling_error,
 )
 from dehaze.io import Photo
 from dehaze.nets import UNetGenerator
@@ -299,6 +302,25 @@ def test_bad_model_files(tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(CheckpointError, match="cannot load"):
         Dehazer(bad)
+
+
+def test_dehazer_keeps_the_one_tiling_rule(onnx_model):
+    path = onnx_model[0]
+    assert Dehazer(path).tile == DEFAULT_TILE == 512  # the one default tile side
+    refused = {
+        (10, None): "the tile must be 0 (no tiling) or at least 64, got 10",
+        (-64, None): "the tile must be 0 (no tiling) or at least 64, got -64",
+        (200, 60): "the overlap must be at most a quarter of the tile: 60 with tile 200",  # was accepted
+        (512, -1): "the overlap must be 0 or more, got -1",
+    }
+    for (tile, overlap), message in refused.items():
+        with pytest.raises(ConfigError) as exc:
+            Dehazer(path, tile=tile, overlap=overlap)
+        assert str(exc.value) == message == tiling_error(tile, overlap if overlap is not None else tile // 4)
+    for tile, overlap in ((64, 16), (65, None), (0, 500), (200, 50)):  # what the rule accepts runs
+        d = Dehazer(path, tile=tile, overlap=overlap)
+        assert d.overlap == (min(DEFAULT_OVERLAP, tile // 4) if overlap is None else overlap)
+        assert d(np.full((150, 140, 3), 0.5, np.float32)).shape == (150, 140, 3)
 
 
 def test_get_method(onnx_model):

@@ -2,6 +2,7 @@ import io
 import os
 import stat
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,10 +13,12 @@ from dehaze.errors import ImageTooLargeError, InputError, UnsupportedFormatError
 from dehaze.io import (
     SUPPORTED_WRITE,
     Photo,
+    atomic_file,
     encode_photo,
     format_for_extension,
     read_photo,
     sniff_format,
+    write_bytes_atomic,
     write_photo,
 )
 
@@ -246,6 +249,40 @@ def test_write_is_atomic_and_leaves_no_temp(tmp_path, monkeypatch):
         write_photo(dst, Photo(np.zeros((4, 4, 3), np.float32), None, 8, False, "PNG"))
     assert dst.read_bytes() == before  # the old file is intact
     assert sorted(p.name for p in dst.parent.iterdir()) == ["out.jpg"]  # no temp file left
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_atomic_file_puts_the_file_in_place_with_the_usual_permissions(tmp_path):
+    dst = tmp_path / "new" / "data.bin"
+    with atomic_file(dst) as f:
+        temp = Path(f.name)
+        assert temp.parent == dst.parent and temp.name.startswith(".data.bin.") and temp.suffix == ".tmp"
+        f.write(b"hello")
+        f.flush()
+        assert temp.read_bytes() == b"hello" and not dst.exists()  # readable by path before the rename
+    assert dst.read_bytes() == b"hello" and sorted(p.name for p in dst.parent.iterdir()) == ["data.bin"]
+    assert stat.S_IMODE(os.stat(dst).st_mode) == 0o666 & ~_umask()  # not mkstemp's 0600
+    write_bytes_atomic(dst, b"again")  # the same writer: replaces, same permissions
+    assert dst.read_bytes() == b"again" and stat.S_IMODE(os.stat(dst).st_mode) == 0o666 & ~_umask()
+
+
+@pytest.mark.parametrize("exists", [False, True])
+def test_a_failing_atomic_write_leaves_no_file_and_no_temp(tmp_path, exists):
+    dst = tmp_path / "out.bin"
+    if exists:
+        dst.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="disk full"):
+        with atomic_file(dst) as f:
+            f.write(b"half")
+            raise RuntimeError("disk full")
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["out.bin"] if exists else [])
+    if exists:
+        assert dst.read_bytes() == b"old"
 
 
 def test_format_for_extension():

@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from dehaze.cli.restore import TILE_HELP, tile_arg
 from dehaze.errors import ConfigError
 from dehaze.evaluation import evaluate, format_table, score  # noqa: F401  (score: the old import path, still used)
-from dehaze.inference import get_method
+from dehaze.inference import DEFAULT_TILE, TILE_RULE, get_method
 
 
 def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
@@ -37,7 +38,9 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
         "--per-image", action="store_true", help="also list every image in the table (always in --json)"
     )
     p.add_argument("--limit", type=int, metavar="N", help="only the first N pairs")
-    p.add_argument("--tile", type=int, default=512, metavar="N", help="tile side for the model (512)")
+    p.add_argument(
+        "--tile", type=tile_arg, default=DEFAULT_TILE, metavar="N", help=f"{TILE_HELP}: {TILE_RULE} ({DEFAULT_TILE})"
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (auto)")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: all available cores)")
     p.set_defaults(run=run)

@@ -20,7 +20,16 @@ from pathlib import Path
 from tqdm import tqdm
 
 from dehaze.errors import ConfigError, DehazeError, InputError
-from dehaze.inference import DEFAULT_OVERLAP, METHODS, get_method, restore_photo
+from dehaze.inference import (
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE,
+    METHODS,
+    OVERLAP_RULE,
+    TILE_RULE,
+    get_method,
+    restore_photo,
+    tiling_error,
+)
 from dehaze.io import (
     DEFAULT_MAX_PIXELS,
     EXTENSIONS,
@@ -32,29 +41,10 @@ from dehaze.io import (
 )
 from dehaze.twoscale import MAX_STRENGTH, check_strength
 
-MIN_TILE = 64  # two network multiples (32): with the overlap rule below every tile has room left
-TILE_RULE = f"0 (no tiling) or at least {MIN_TILE}"
-OVERLAP_RULE = "at most a quarter of the tile"
-
-
-def tiling_error(tile: int | None, overlap: int | None = None) -> str | None:
-    """Why ``tile`` and ``overlap`` break the tiling rule, or None when they keep it.
-
-    The rule (stricter than :class:`~dehaze.inference.Dehazer`'s, which only needs the overlap
-    below half the rounded-up tile): the tile is 0 (no tiling) or at least 64 pixels, and the
-    overlap is 0 or more and at most a quarter of the tile.
-
-    Example:
-        >>> tiling_error(10), tiling_error(200, 60), tiling_error(200, 50)
-        ('the tile must be 0 (no tiling) or at least 64, got 10', 'the overlap must be at most a quarter of the tile: 60 with tile 200', None)
-    """
-    if tile is not None and tile != 0 and tile < MIN_TILE:
-        return f"the tile must be {TILE_RULE}, got {tile}"
-    if overlap is not None and overlap < 0:
-        return f"the overlap must be 0 or more, got {overlap}"
-    if overlap is not None and tile and overlap * 4 > tile:
-        return f"the overlap must be {OVERLAP_RULE}: {overlap} with tile {tile}"
-    return None
+TILE_HELP = (
+    "tile side for large images, for models that output the image itself (models with the ASM head, "
+    "such as the shipped one, run in two scales and ignore the tile)"
+)
 
 
 def _whole_number(text: str) -> int:
@@ -81,7 +71,7 @@ def strength_arg(text: str) -> float:
 
 
 def tile_arg(text: str) -> int:
-    """``--tile`` on its own: 0 or at least :data:`MIN_TILE` (the overlap is checked by :class:`Tiling`)."""
+    """``--tile`` on its own, by :func:`dehaze.inference.tiling_error` (the overlap is checked by :class:`Tiling`)."""
     tile = _whole_number(text)
     problem = tiling_error(tile)
     if problem:
@@ -90,7 +80,8 @@ def tile_arg(text: str) -> int:
 
 
 class Tiling(argparse.Action):
-    """Store ``--tile`` / ``--overlap`` and check the pair against the tiling rule, in either order.
+    """Store ``--tile`` / ``--overlap`` and check the pair against the tiling rule
+    (:func:`dehaze.inference.tiling_error`), in either order.
 
     argparse fills in the defaults before reading any option, so the other value is always there.
     """
@@ -152,10 +143,9 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
         "--tile",
         type=tile_arg,
         action=Tiling,
-        default=512,
+        default=DEFAULT_TILE,
         metavar="N",
-        help=f"tile side for large images, for models that output the image itself (the shipped model "
-        f"runs in two scales and does not tile): {TILE_RULE} (512)",
+        help=f"{TILE_HELP}: {TILE_RULE} ({DEFAULT_TILE})",
     )
     p.add_argument(
         "--overlap",

@@ -17,8 +17,9 @@ import os
 import socket
 from pathlib import Path
 
-from dehaze.cli.restore import TILE_RULE, tile_arg
+from dehaze.cli.restore import TILE_HELP, tile_arg
 from dehaze.errors import ConfigError
+from dehaze.inference import DEFAULT_TILE, TILE_RULE
 
 
 def _cores() -> int:
@@ -87,7 +88,7 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
         "--tile",
         type=tile_arg,
         default=None,
-        help=f"tile side for large images: {TILE_RULE} (DEHAZE_TILE, default 512)",
+        help=f"{TILE_HELP}: {TILE_RULE} (DEHAZE_TILE, default {DEFAULT_TILE})",
     )
     a(
         "--max-upload-bytes",

@@ -7,7 +7,6 @@ intact and never a half-written file.
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -16,30 +15,14 @@ import numpy as np
 import torch
 
 from dehaze.errors import CheckpointError
+from dehaze.io import atomic_file
 
 
 def atomic_write_bytes(path: str | Path, write) -> None:
-    """Call ``write(file_object)`` on a temp file next to ``path``, fsync, then rename it to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
+    """Call ``write(file_object)`` on a temp file next to ``path``, then put it in place atomically
+    (:func:`dehaze.io.atomic_file`: fsync, rename, no temp file left when ``write`` fails)."""
+    with atomic_file(path) as f:
+        write(f)
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:

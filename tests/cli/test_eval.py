@@ -145,3 +145,16 @@ def test_eval_runs_without_the_training_stack(reside, capsys):
     here = json.loads(capsys.readouterr().out)["methods"]
     for name in ("dcp", "hazy"):
         assert report["methods"][name]["mean"] == pytest.approx(here[name]["mean"], abs=1e-9)
+
+
+def test_eval_tile_keeps_the_tiling_rule_at_parse_time(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", str(tmp_path), "--method", "dcp", "--tile", "10"])
+    assert exc.value.code == 2  # refused before any pair is looked for
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == "dehaze eval: error: argument --tile: must be 0 (no tiling) or at least 64, got 10"
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "0 (no tiling) or at least 64 (512)" in text
+    assert "ASM head" in text and "two scales and ignore the tile" in text

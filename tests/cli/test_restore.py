@@ -11,7 +11,7 @@ from PIL import Image
 
 import dehaze.cli.restore as restore_cli
 from dehaze.cli import main
-from dehaze.inference import DEFAULT_OVERLAP, tile_spans
+from dehaze.inference import DEFAULT_OVERLAP, DEFAULT_TILE, tile_spans, tiling_error
 from dehaze.io import read_photo
 from dehaze.nets import UNetGenerator
 
@@ -242,9 +242,21 @@ def test_one_tiling_rule_checked_when_parsing(capsys, folder, tmp_path):
     for tile in range(64, 1100, 7):  # whatever the rule accepts, the tiler can do (network multiple 32)
         rounded = -(-tile // 32) * 32  # as Dehazer rounds it
         for overlap in (0, 1, tile // 4, None):
-            assert restore_cli.tiling_error(tile, overlap) is None
+            assert tiling_error(tile, overlap) is None
             overlap = min(DEFAULT_OVERLAP, tile // 4) if overlap is None else overlap  # Dehazer's default
             assert overlap < rounded // 2 and tile_spans(2000, rounded, overlap, 32)
+
+
+def test_one_tile_default_for_restore_eval_and_serve():
+    from dehaze.cli import build_parser
+    from service.settings import Settings
+
+    def default(command: str) -> int:
+        sub = next(a for a in build_parser([command])._actions if a.dest == "command").choices[command]
+        return next(a for a in sub._actions if a.dest == "tile").default
+
+    assert default("restore") == default("eval") == Settings().tile == DEFAULT_TILE
+    assert default("serve") is None  # not given: the settings' default (DEHAZE_TILE, else DEFAULT_TILE)
 
 
 def test_hazy_help_says_it_re_encodes(capsys):

@@ -12,8 +12,10 @@ from dataclasses import fields
 import pytest
 
 import dehaze.cli.serve as serve_cli
+import service.settings as settings_module
 from dehaze.cli import main
 from dehaze.errors import ConfigError
+from dehaze.inference import DEFAULT_TILE, tiling_error
 from service.settings import Settings
 
 
@@ -96,7 +98,8 @@ def test_serve_help_states_the_defaults(capsys):
     assert f"{len(os.sched_getaffinity(0))} here" in text and "runtime's choice" not in text
     assert "default 100,000,000" in text and "dehaze.io" not in text
     assert "DEHAZE_HEADER_TIMEOUT, default 5" in text and "DEHAZE_MAX_CONNECTIONS, default 100" in text
-    assert "0 (no tiling) or at least 64" in text
+    assert "0 (no tiling) or at least 64 (DEHAZE_TILE, default 512)" in text
+    assert "ASM head" in text and "two scales and ignore the tile" in text  # the tile is for image-head models
 
 
 def test_serve_tile_rule(capsys, monkeypatch):
@@ -110,6 +113,10 @@ def test_serve_tile_rule(capsys, monkeypatch):
     assert main(["serve"]) == 2
     assert capsys.readouterr().err == "error: tile must be 0 (no tiling) or at least 64, got 32\n"
     assert Settings(tile=0).tile == 0 and Settings(tile=64).tile == 64
+    assert Settings().tile == DEFAULT_TILE and f"{DEFAULT_TILE} (tile side" in settings_module.__doc__
+    with pytest.raises(ConfigError) as exc:  # the library's rule and wording, without "the"
+        Settings(tile=-1)
+    assert "the " + str(exc.value) == tiling_error(-1)
 
 
 def test_connection_settings_and_no_test_hook():
