@@ -16,11 +16,27 @@ def test_yaml_with_base_and_overrides(tmp_path):
 
 
 def test_unknown_keys_are_named_with_suggestions(tmp_path):
-    with pytest.raises(ConfigError, match=r"unknown config key 'train.step'; did you mean train.steps"):
+    with pytest.raises(ConfigError, match=r"unknown config key 'train.step' \(did you mean train.steps"):
         apply_overrides(DEFAULTS, ["train.step=3"])
-    (tmp_path / "typo.yaml").write_text("train:\n  lrr: 1\n")
-    with pytest.raises(ConfigError, match="train.lrr"):
+    (tmp_path / "typo.yaml").write_text("train:\n  lrr: 1\n  stepz: 3\nmood: ssd\n")
+    with pytest.raises(ConfigError) as err:
         load_config(tmp_path / "typo.yaml", defaults=DEFAULTS)
+    msg = str(err.value)  # one error naming every misspelt key
+    assert msg.startswith("unknown config keys ") and "\n" not in msg
+    assert all(k in msg for k in ("'train.lrr'", "'train.stepz' (did you mean train.steps", "'mood' (did you mean mode?)"))
+    with pytest.raises(ConfigError, match="keys 'a', 'train.c'"):
+        apply_overrides(DEFAULTS, ["a.b=1", "seed=2", "train.c=3"])
+
+
+def test_removed_settings_load_at_their_old_default_only(tmp_path):
+    retired = {"loss.freq_l1": 0.0, "model.G.airlight_head": "mean"}
+    (tmp_path / "old.yaml").write_text("mode: ssd\nloss: {freq_l1: 0.0}\nmodel: {G: {airlight_head: mean}}\n")
+    assert load_config(tmp_path / "old.yaml", defaults=DEFAULTS, retired=retired) == {**DEFAULTS, "mode": "ssd"}
+    (tmp_path / "used.yaml").write_text("loss: {freq_l1: 2.0}\n")
+    with pytest.raises(ConfigError, match="loss.freq_l1 was removed"):
+        load_config(tmp_path / "used.yaml", defaults=DEFAULTS, retired=retired)
+    with pytest.raises(ConfigError, match="unknown config keys 'loss'"):  # without the retired list: unknown
+        load_config(tmp_path / "old.yaml", defaults=DEFAULTS)
 
 
 def test_bad_files_and_override_syntax(tmp_path):

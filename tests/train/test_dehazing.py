@@ -162,7 +162,7 @@ def test_killed_run_resumes_from_last_good_checkpoint(data, tmp_path):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--set", "train.stepz=3"], "unknown config key 'train.stepz'; did you mean train.steps"),
+    (["--set", "train.stepz=3"], "unknown config key 'train.stepz' (did you mean train.steps"),
     (["--set", "mode=gan"], "mode 'gan' is not one of"),
     (["--set", "data.clean=[/nonexistent/photos]"], "/nonexistent/photos"),
 ])
