@@ -4,6 +4,11 @@
         ../shared/data/sots-dev/indoor --scales 1 2 4 --limit 30 \\
         [--working-sizes 384 512 768] [--filters 8:1 4:0.01] [--baseline old-tiled-model.onnx]
 
+The selection set used to choose the defaults (45 pairs, about 1 MP each, never trained on: every
+fourth photo of ``clean/sun-hays80`` and ``clean/urban100`` in name order, outdoor haze, seed 0):
+
+    .venv/bin/python benchmarks/bench_two_scale.py --make-selection /tmp/select  # then --sets /tmp/select
+
 Each pair of each paired set is upscaled by the benchmark itself (bicubic, hazy and clear alike:
 what a phone photo of the same scene looks like to the network) and restored by the model at each
 working size and guided-filter setting (``RADIUS:EPS`` in working-size pixels; default: the
@@ -26,6 +31,25 @@ from dehaze.evaluation import score
 from dehaze.inference import Dehazer
 from dehaze.io import read_photo
 from dehaze.pairs import find_pairs, fit_clear
+
+HELD_OUT = ("sun-hays80", "urban100")  # every fourth photo of these is kept for selection, never for training
+
+
+def make_selection(out: Path, clean_root: Path = Path("../shared/data/clean")) -> None:
+    """Synthetic pairs from the held-out photos (``dehaze synth``, outdoor preset, seed 0) in ``out``."""
+    from dehaze.cli import main as dehaze
+
+    photos = out / "clean"
+    photos.mkdir(parents=True, exist_ok=True)
+    for name in HELD_OUT:
+        for i, f in enumerate(sorted((clean_root / name).iterdir())):
+            link = photos / f"{name}_{f.name}"
+            if i % 4 == 0 and not link.exists():
+                link.symlink_to(f.resolve())
+    code = dehaze(["synth", str(photos), "-o", str(out / "pairs"), "--preset", "outdoor", "--seed", "0"])
+    if code:
+        sys.exit(code)
+    print(f"selection set: {out / 'pairs'}")
 
 
 def upscale(rgb: np.ndarray, k: int) -> np.ndarray:
@@ -56,7 +80,8 @@ def configs(args: argparse.Namespace) -> dict:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="models/dehaze-default.onnx", help="a two-scale model")
-    p.add_argument("--sets", nargs="+", required=True, help="paired folders")
+    p.add_argument("--sets", nargs="+", help="paired folders")
+    p.add_argument("--make-selection", type=Path, metavar="DIR", help="build the selection set in DIR and exit")
     p.add_argument("--scales", type=int, nargs="+", default=[1, 2, 4])
     p.add_argument("--limit", type=int, help="first N pairs of each set")
     p.add_argument("--working-sizes", type=int, nargs="+")
@@ -64,6 +89,11 @@ def main() -> int:
     p.add_argument("--baseline", help="an older model run tiled, for comparison")
     p.add_argument("--threads", type=int)
     args = p.parse_args()
+    if args.make_selection:
+        make_selection(args.make_selection)
+        return 0
+    if not args.sets:
+        p.error("--sets is required")
     methods = configs(args)
     rows = []
     for set_dir in args.sets:

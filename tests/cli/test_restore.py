@@ -276,3 +276,28 @@ def test_image_over_the_limit_reports_our_limit(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "20000x20000 = 400,000,000 pixels, more than the limit of 100,000,000 pixels" in err, err
     assert "DOS" not in err and "Traceback" not in err
+
+
+def test_strength_in_the_cli(folder, tmp_path, capsys):
+    """--strength 0 gives the photo back (two-scale model), 1 the model's output; a bad value exits 2."""
+    torch.manual_seed(0)
+    G = UNetGenerator(width=4, depth=3, head="asm", t_refine=2).eval()
+    ckpt = tmp_path / "asm.pt"
+    torch.save({"G": G.state_dict(), "G_config": G.config, "config": {}, "step": 0, "metrics": {}}, ckpt)
+    src = folder / "plain.png"
+    for s in ("0", "1", "1.5"):
+        assert main(["restore", str(src), "-o", str(tmp_path / s), "--model", str(ckpt), "--strength", s]) == 0
+    photo, zero, one, more = (read_photo(p).rgb for p in
+                              (src, tmp_path / "0" / "plain.png", tmp_path / "1" / "plain.png", tmp_path / "1.5" / "plain.png"))
+    assert np.array_equal(zero, photo)
+    assert 0 < np.abs(one - photo).mean() < np.abs(more - photo).mean()
+    capsys.readouterr()
+    for bad in ("2", "-1", "abc"):
+        with pytest.raises(SystemExit) as exc:
+            main(["restore", str(src), "-o", str(tmp_path / "bad"), "--strength", bad])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert "--strength" in err and "[0, 1.5]" in err and "Traceback" not in err
+    assert main(["restore", str(src), "-o", str(tmp_path / "dcp"), "--method", "dcp", "--strength", "0.5"]) == 2
+    assert "strength applies to the model" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "dcp").exists()
