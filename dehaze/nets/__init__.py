@@ -36,7 +36,16 @@ def weight_layout(cfg: dict) -> dict:
 
 
 def build_generator(cfg: dict) -> UNetGenerator:
-    """A :class:`UNetGenerator` from a dict of its keyword arguments (unknown keys are an error)."""
+    """A :class:`UNetGenerator` from a dict of its keyword arguments (unknown keys are an error).
+
+    ``airlight_head: mean``, the only airlight head, is accepted from older configs; the ``prior`` head
+    was removed (docs/ablation.md, "Removed experiments").
+    """
+    cfg = dict(cfg)
+    head = cfg.pop("airlight_head", "mean")
+    if head != "mean":
+        raise CheckpointError(f"airlight_head: {head} was an experiment that has been removed "
+                              "(docs/ablation.md, 'Removed experiments'); only the mean head exists")
     try:
         return UNetGenerator(**cfg)
     except TypeError as exc:

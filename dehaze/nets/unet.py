@@ -10,36 +10,7 @@ from kornia.filters import box_blur
 NORMS = ("batch", "instance", "none")
 UPSAMPLES = ("deconv", "bilinear")
 HEADS = ("image", "asm")
-AIRLIGHT_HEADS = ("mean", "prior")
 WEIGHTLESS_KEYS = ("t_refine", "t_refine_eps")  # generator settings that change no weights
-
-
-def haze_statistics(x: torch.Tensor, patch: int = 15) -> torch.Tensor:
-    """Eight per-image statistics that locate the atmospheric light, for the ``prior`` airlight head.
-
-    The dark channel (per-pixel minimum over RGB, then a ``patch`` × ``patch`` minimum filter) is
-    brightest where the haze is densest. The statistics are a soft version of DCP's airlight (the
-    colour at the dark channel's brightest pixels, softmax-weighted: 3 values), the dark channel's
-    maximum and mean (how dense the haze is: 2), and the image's per-channel maximum (3). They are what
-    a mean-pooled bottleneck sees poorly: extremes, not averages.
-
-    Args:
-        x: (B, 3, H, W) image in [0, 1].
-        patch: side of the dark channel's minimum filter (odd).
-
-    Returns:
-        (B, 8) tensor.
-
-    Example:
-        >>> haze_statistics(torch.full((2, 3, 16, 16), 0.5)).shape
-        torch.Size([2, 8])
-    """
-    if x.dim() != 4 or x.shape[1] != 3:
-        raise ValueError(f"expected (B, 3, H, W), got {tuple(x.shape)}")
-    dark = -F.max_pool2d(-x.amin(dim=1, keepdim=True), patch, stride=1, padding=patch // 2)
-    w = torch.softmax(dark.flatten(1) * 50.0, dim=1)  # 50: pixels 0.02 below the maximum weigh 1/e as much
-    a_dcp = (x.flatten(2) * w[:, None]).sum(dim=-1)
-    return torch.cat([a_dcp, dark.amax(dim=(2, 3)), dark.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
 
 
 def guided_upsample(t: torch.Tensor, image: torch.Tensor, guide: torch.Tensor, radius: int, eps: float = 1.0,
@@ -188,9 +159,6 @@ class UNetGenerator(nn.Module):
             airlight A ∈ [0.5, 1]³ from its bottleneck, and the output is J = (I − A)/t + A, the
             inverse of I = J·t + A·(1 − t)). Initialised near t = 0.9, i.e. almost identity.
         t_min: lower bound of the transmission for the ``asm`` head (limits noise amplification).
-        airlight_head: how the ``asm`` head finds A: ``mean`` (a linear layer on the mean-pooled
-            bottleneck) or ``prior`` (a small MLP on the mean- and max-pooled bottleneck plus
-            :func:`haze_statistics` of the input: dark-channel extremes that DCP relies on).
         t_refine: ``asm`` head only: radius in pixels of a guided filter on t
             (:func:`refine_transmission`), 0 for none. A fixed step without weights: it can be
             switched on for a trained model (:meth:`set_t_refine`, ``dehaze export --t-refine``).
@@ -205,16 +173,12 @@ class UNetGenerator(nn.Module):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, width: int = 64, depth: int = 5,
                  max_width: int = 512, norm: str = "batch", dropout: float = 0.0,
                  upsample: str = "deconv", residual: bool = False, head: str = "image", t_min: float = 0.05,
-                 airlight_head: str = "mean", t_refine: int = 0, t_refine_eps: float = 1.0):
+                 t_refine: int = 0, t_refine_eps: float = 1.0):
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
         if head not in HEADS:
             raise ValueError(f"unknown head {head!r}; choose one of {HEADS}")
-        if airlight_head not in AIRLIGHT_HEADS:
-            raise ValueError(f"unknown airlight_head {airlight_head!r}; choose one of {AIRLIGHT_HEADS}")
-        if airlight_head == "prior" and in_channels != 3:
-            raise ValueError("airlight_head='prior' reads RGB statistics: it needs in_channels == 3")
         if (residual or head == "asm") and in_channels != out_channels:
             raise ValueError("residual=True and head='asm' need in_channels == out_channels")
         if head == "asm" and residual:
@@ -222,9 +186,6 @@ class UNetGenerator(nn.Module):
         self.config = dict(in_channels=in_channels, out_channels=out_channels, width=width, depth=depth,
                            max_width=max_width, norm=norm, dropout=dropout, upsample=upsample,
                            residual=residual, head=head, t_min=t_min)
-        if airlight_head != "mean":  # only when set, so older checkpoints' configs stay as they were
-            self.config["airlight_head"] = airlight_head
-        self.airlight_head = airlight_head
         self.head = head
         self.set_t_refine(t_refine, t_refine_eps)
         self.multiple = 2 ** depth
@@ -252,15 +213,9 @@ class UNetGenerator(nn.Module):
                     layers.append(nn.Dropout(dropout))
             self.up.append(nn.Sequential(*layers))
         if head == "asm":
-            if airlight_head == "mean":
-                self.airlight = nn.Linear(ch[-1], out_channels)  # global A from the pooled bottleneck
-                last_a = self.airlight
-            else:
-                self.airlight = nn.Sequential(nn.Linear(2 * ch[-1] + 8, 64), nn.LeakyReLU(0.2),
-                                              nn.Linear(64, out_channels))
-                last_a = self.airlight[-1]
-            nn.init.zeros_(last_a.weight)
-            nn.init.constant_(last_a.bias, 1.1)  # A = 0.5 + 0.5·σ(1.1) ≈ 0.87
+            self.airlight = nn.Linear(ch[-1], out_channels)  # global A from the mean-pooled bottleneck
+            nn.init.zeros_(self.airlight.weight)
+            nn.init.constant_(self.airlight.bias, 1.1)  # A = 0.5 + 0.5·σ(1.1) ≈ 0.87
             last = self.up[-1][1]
             conv = last.op if isinstance(last.op, nn.Conv2d | nn.ConvTranspose2d) else last.op[1]
             nn.init.constant_(conv.bias, 2.2)  # σ(2.2) ≈ 0.9: start close to the identity
@@ -289,12 +244,7 @@ class UNetGenerator(nn.Module):
         xp, h, w = pad_to_multiple(x, self.multiple)
         y, bottleneck = self._unet(xp)
         t = self.t_min + (1 - self.t_min) * torch.sigmoid(y)
-        if self.airlight_head == "mean":
-            feats = bottleneck.mean(dim=(2, 3))
-        else:
-            feats = torch.cat([bottleneck.mean(dim=(2, 3)), bottleneck.amax(dim=(2, 3)),
-                               haze_statistics((xp + 1) / 2)], dim=1)
-        A = 0.5 + 0.5 * torch.sigmoid(self.airlight(feats))[..., None, None]
+        A = 0.5 + 0.5 * torch.sigmoid(self.airlight(bottleneck.mean(dim=(2, 3))))[..., None, None]
         if airlight is not None:
             given = airlight.to(A.dtype).reshape(A.shape)
             A = torch.where(given >= 0, given, A)

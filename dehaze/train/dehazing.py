@@ -86,7 +86,7 @@ DEFAULTS: dict = {
     "model": {
         "G": {"width": 32, "depth": 5, "max_width": 256, "norm": "batch", "dropout": 0.0,
               "upsample": "deconv", "residual": False, "head": "image", "t_min": 0.05,
-              "airlight_head": "mean", "t_refine": 0, "t_refine_eps": 1.0},
+              "t_refine": 0, "t_refine_eps": 1.0},
         "D": {"width": 64, "n_layers": 3, "norm": "batch", "spectral_norm": False},
         "C": {"hidden": 0, "conv_width": 32},
     },
@@ -117,6 +117,17 @@ DEFAULTS: dict = {
     },
     "log": {"every": 50, "ckpt_every": 250, "snapshot_every": 0},
 }
+
+
+# Settings that were removed (docs/ablation.md, "Removed experiments") -> the value that meant "off":
+# the config.yaml of older runs still loads when it has them at that value.
+RETIRED = {"model.G.airlight_head": "mean"}
+
+
+def read_config(path: str | Path | None, overrides=()) -> dict:
+    """The trainer's config: ``path`` (YAML, with its ``_base_`` chain) over :data:`DEFAULTS`, then
+    ``key=value`` overrides; unknown keys are one ConfigError, removed ones (:data:`RETIRED`) dropped."""
+    return load_config(path, overrides, DEFAULTS, RETIRED)
 
 
 def check_config(cfg: dict) -> None:
@@ -556,7 +567,7 @@ def _run(args: argparse.Namespace) -> int:
         overrides.append(f"mode={args.mode}")
     if args.out:
         overrides.append(f"out={args.out}")
-    cfg = load_config(args.config, overrides, DEFAULTS)
+    cfg = read_config(args.config, overrides)
     if args.print_config:
         import yaml
 

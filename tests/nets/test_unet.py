@@ -3,7 +3,7 @@ import torch
 
 from dehaze.errors import CheckpointError
 from dehaze.nets import UNetGenerator, build_generator, count_parameters, load_generator
-from dehaze.nets.unet import haze_statistics, refine_transmission
+from dehaze.nets.unet import refine_transmission
 
 
 @pytest.mark.parametrize("h,w", [(37, 50), (64, 64), (1, 1), (33, 129)])
@@ -84,33 +84,14 @@ def test_asm_head_inverts_the_scattering_model():
         UNetGenerator(head="dcp")
 
 
-def test_haze_statistics_find_the_densest_haze():
-    x = torch.full((1, 3, 40, 40), 0.2)
-    x[..., 5:25, 10:30] = torch.tensor([0.9, 0.8, 0.7])[:, None, None]  # a hazy patch wider than the filter
-    x[0, 0, 35, 35] = 1.0  # one bright red pixel: not haze, its dark channel stays low
-    s = haze_statistics(x)
-    assert s.shape == (1, 8)
-    assert torch.allclose(s[0, :3], torch.tensor([0.9, 0.8, 0.7]), atol=1e-3)  # soft DCP airlight
-    assert s[0, 3] == pytest.approx(0.7)  # dark channel's maximum
-    assert 0.2 < s[0, 4] < 0.7  # its mean
-    assert torch.allclose(s[0, 5:], torch.tensor([1.0, 0.8, 0.7]))  # per-channel maximum
-    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
-        haze_statistics(torch.zeros(1, 1, 8, 8))
-
-
-def test_prior_airlight_head_reads_the_image_statistics():
-    G = UNetGenerator(width=4, depth=3, head="asm", airlight_head="prior").eval()
-    assert G.config["airlight_head"] == "prior" and "airlight_head" not in UNetGenerator(head="asm").config
-    _, _, A = G(torch.rand(2, 3, 24, 40) * 2 - 1, return_asm=True)
-    assert torch.allclose(A, torch.full_like(A, 0.5 + 0.5 * torch.sigmoid(torch.tensor(1.1)).item()))
-    torch.nn.init.normal_(G.airlight[-1].weight)  # a trained head: A follows the statistics
-    light, dense = torch.full((1, 3, 24, 40), 0.3), torch.full((1, 3, 24, 40), 0.9)
-    A_light, A_dense = (G(x * 2 - 1, return_asm=True)[2] for x in (light, dense))
-    assert not torch.allclose(A_light, A_dense)
-    with pytest.raises(ValueError, match="airlight_head"):
-        UNetGenerator(head="asm", airlight_head="dcp")
-    with pytest.raises(ValueError, match="in_channels == 3"):
-        UNetGenerator(in_channels=1, out_channels=1, head="asm", airlight_head="prior")
+def test_the_removed_prior_airlight_head_is_named_and_the_mean_head_loads():
+    """``airlight_head: prior`` was an experiment (docs/ablation.md, "Removed experiments"); a generator
+    config saying ``mean`` (the only head) still builds, one asking for ``prior`` gets a one-line error."""
+    cfg = UNetGenerator(width=4, depth=3, head="asm").config
+    assert "airlight_head" not in cfg
+    assert build_generator({**cfg, "airlight_head": "mean"}).config == cfg
+    with pytest.raises(CheckpointError, match="airlight_head: prior.*removed"):
+        build_generator({**cfg, "airlight_head": "prior"})
 
 
 def test_refine_transmission_follows_image_edges_and_drops_copied_texture():

@@ -14,7 +14,7 @@ from PIL import Image
 
 from dehaze.errors import ConfigError
 from dehaze.train.config import load_config, read_config_file
-from dehaze.train.dehazing import DEFAULTS, DEFAULTS_FILE, MODES, main, train
+from dehaze.train.dehazing import DEFAULTS, DEFAULTS_FILE, MODES, check_config, main, read_config, train
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -57,6 +57,16 @@ def test_default_yaml_documents_every_setting():
     for f in (REPO / "training" / "configs").glob("*.yaml"):
         if "unconditional" not in f.name:
             load_config(f, defaults=DEFAULTS)  # every shipped config is valid
+
+
+def test_configs_of_earlier_runs_still_load():
+    """The shipped model's run configs name settings removed since (at their "off" values)."""
+    old = sorted((REPO / "models").glob("*/*/config.yaml"))
+    assert old
+    for f in old:
+        cfg = read_config(f)
+        check_config(cfg)
+        assert cfg["mode"] == "ssd-phase" and set(cfg["model"]["G"]) == set(DEFAULTS["model"]["G"])
 
 
 @pytest.mark.parametrize("mode", MODES)
