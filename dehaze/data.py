@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from dehaze.errors import InputError
-from dehaze.haze import SKY_FULL, HazeMixture, HazeSynthesizer, float01, sky_fraction, synthesize_pair
+from dehaze.haze import HazeMixture, HazeSynthesizer, float01, synthesize_pair
 from dehaze.io import read_photo
 from dehaze.pairs import (
     CLEAR_DIRS,
@@ -296,10 +296,6 @@ class SyntheticHazeDataset(_SeededDataset):
         self.cache: dict[int, np.ndarray] | None = None
         if cache:
             self.cache = {i: read_rgb(f) for i, f in enumerate(self.files)}
-        # the whole photo's open-sky cue, for a mixture whose odds depend on it (computed once here)
-        self.sky: list[float] | None = None
-        if getattr(synth, "uses_sky", False):
-            self.sky = [min(1.0, sky_fraction(self._photo(i)) / SKY_FULL) for i in range(len(self.files))]
 
     def __len__(self) -> int:
         return self.samples_per_epoch or len(self.files)
@@ -316,8 +312,7 @@ class SyntheticHazeDataset(_SeededDataset):
         if rng.random() < 0.5:
             clear = clear[:, ::-1]
         # the scene type's exposure gain (HazeSynthesizer.exposure) changes the target as well
-        sky = self.sky[i] if self.sky is not None else 0.0
-        clear, hazy, meta = synthesize_pair(float01(np.ascontiguousarray(clear)), rng, self.synth, self.with_asm, sky)
+        clear, hazy, meta = synthesize_pair(float01(np.ascontiguousarray(clear)), rng, self.synth, self.with_asm)
         item = {"hazy": to_tensor(hazy), "clear": to_tensor(clear), "name": self.files[i].stem}
         if self.with_asm:
             item["A"] = torch.tensor(meta["A"], dtype=torch.float32)

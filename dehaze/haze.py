@@ -41,7 +41,6 @@ import torch
 
 from dehaze.classical import guided_filter  # re-exported: depth maps follow image edges with it
 from dehaze.errors import ConfigError, InputError
-from dehaze.io import shrink_to_fit
 
 __all__ = [
     "DEPTH_PRIORS",
@@ -432,84 +431,28 @@ class HazeSynthesizer:
         return synthesize_haze(clear, rng, self, **overrides)
 
 
-def sky_fraction(rgb: np.ndarray, size: int = 256) -> float:
-    """Share of the top third of a photo that looks like open sky: bright, smooth, bluish or grey,
-    and connected to the top edge. A cue for "open outdoor scene" (where the sky shows the airlight
-    and haze is thin over far, bright scenes) against close-up and interior views.
-
-    A heuristic, not a segmenter: white studio backgrounds and open water count as sky, a sky
-    behind branches does not. On BSDS500 + Kodak24 about a fifth of the photos score above 0.3.
-
-    Args:
-        rgb: HxWx3 RGB image, uint8 or float in [0, 1].
-        size: the photo is shrunk to this longest side first.
-
-    Returns:
-        A fraction in [0, 1].
-
-    Example:
-        >>> img = np.zeros((60, 90, 3), np.float32); img[:30] = (0.6, 0.7, 0.9)  # blue upper half
-        >>> round(sky_fraction(img), 2)
-        1.0
-        >>> sky_fraction(np.zeros((60, 90, 3), np.float32))
-        0.0
-    """
-    x = shrink_to_fit(float01(_check_image(np.asarray(rgb), "rgb")), size)
-    g = cv2.GaussianBlur(x.mean(2), (0, 0), 1.0)
-    grad = np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))
-    hi, lo = x.max(2), x.min(2)
-    sat = (hi - lo) / np.maximum(hi, 1e-3)
-    cand = (hi > 0.45) & (grad < 0.08) & ((sat < 0.2) | (x[..., 2] >= x[..., 0] - 0.02))
-    _, lab = cv2.connectedComponents(cand.astype(np.uint8), connectivity=4)
-    top = np.unique(lab[0][cand[0]])
-    sky = np.isin(lab, top) & cand
-    return float(sky[: max(1, x.shape[0] // 3)].mean())
-
-
-SKY_FULL = 0.3  # sky_fraction at and above which a photo counts as fully "open sky"
-
-
 @dataclass(frozen=True)
 class HazeMixture:
-    """Several :class:`HazeSynthesizer` scene types, one picked at random (by ``weights``) per image.
-
-    With ``sky_weights``, the odds depend on the photo: a photo with open sky (``sky`` = 1, see
-    :func:`sky_fraction`) draws its scene type by ``sky_weights``, one without (``sky`` = 0) by
-    ``weights``, and values between blend the two. So outdoor haze can go with open scenes and
-    indoor haze with close, interior-like ones, and the network can learn which haze to expect from
-    the content, not only from the haze.
-    """
+    """Several :class:`HazeSynthesizer` scene types, one picked at random (by ``weights``) per image."""
 
     members: tuple[HazeSynthesizer, ...]
     weights: tuple[float, ...] | None = None
-    sky_weights: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.members:
             raise ConfigError("a haze mixture needs at least one member")
-        for name in ("weights", "sky_weights"):
-            w = getattr(self, name)
-            if w is not None and (len(w) != len(self.members) or min(w) < 0 or sum(w) <= 0):
-                raise ConfigError(f"haze mixture {name} must match the members, be >= 0 and not all 0")
+        w = self.weights
+        if w is not None and (len(w) != len(self.members) or min(w) < 0 or sum(w) <= 0):
+            raise ConfigError("haze mixture weights must match the members, be >= 0 and not all 0")
 
-    @property
-    def uses_sky(self) -> bool:
-        """Whether the odds depend on the photo's :func:`sky_fraction`."""
-        return self.sky_weights is not None
-
-    def pick(self, rng: np.random.Generator, sky: float = 0.0) -> HazeSynthesizer:
-        """One member; ``sky`` in [0, 1] blends ``weights`` (0) into ``sky_weights`` (1)."""
+    def pick(self, rng: np.random.Generator) -> HazeSynthesizer:
+        """One member, drawn by ``weights`` (equal odds without)."""
         n = len(self.members)
         p = np.ones(n) / n if self.weights is None else np.asarray(self.weights, float) / sum(self.weights)
-        if self.sky_weights is not None:
-            q = np.asarray(self.sky_weights, float) / sum(self.sky_weights)
-            s = min(max(float(sky), 0.0), 1.0)
-            p = (1 - s) * p + s * q
         return self.members[int(rng.choice(n, p=p))]
 
     def to_dict(self) -> dict:
-        return {"members": [m.to_dict() for m in self.members], "weights": self.weights,
-                "sky_weights": self.sky_weights}
+        return {"members": [m.to_dict() for m in self.members], "weights": self.weights}
 
     def __call__(self, clear, rng=None, **overrides):
         return synthesize_haze(clear, rng, self, **overrides)
@@ -585,7 +528,6 @@ def synthesize_pair(
     rng: np.random.Generator | int | None = None,
     synth: HazeSynthesizer | HazeMixture | None = None,
     return_transmission: bool = False,
-    sky: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """A training pair from a clean photo: the scene type's exposure gain, then :func:`synthesize_haze`.
 
@@ -595,7 +537,6 @@ def synthesize_pair(
         synth: ranges to draw from; a :class:`HazeMixture` picks its member first, so each scene
             type keeps its own ``exposure``.
         return_transmission: also return the HxW transmission map as ``meta["transmission"]``.
-        sky: the whole photo's :func:`sky_fraction` scaled to [0, 1], for a mixture with ``sky_weights``.
 
     Returns:
         ``(clear, hazy, meta)``: the (possibly brightened) clean target, its hazy version and the
@@ -610,7 +551,7 @@ def synthesize_pair(
     rng = _rng(rng)
     synth = synth if synth is not None else PRESETS["indoor"]
     if isinstance(synth, HazeMixture):
-        synth = synth.pick(rng, sky)
+        synth = synth.pick(rng)
     image = float01(_check_image(np.asarray(clear), "clear"))
     lo, hi = synth.exposure
     gain = lo if lo == hi else math.exp(rng.uniform(math.log(lo), math.log(hi)))

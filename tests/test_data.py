@@ -259,19 +259,3 @@ def test_to_tensor_range():
     assert x.shape == (3, 1, 1) and x[0].item() == -1 and x[2].item() == 1
     with pytest.raises(ValueError, match="HxWx3"):
         to_tensor(np.zeros((2, 2), np.uint8))
-
-
-def test_sky_cue_steers_the_scene_type_per_photo(tmp_path):
-    sky = np.zeros((80, 100, 3), np.uint8)
-    sky[:30] = (150, 180, 230)  # open blue sky on top
-    sky[30:] = cv2.GaussianBlur(np.random.default_rng(0).integers(0, 120, (50, 100, 3), dtype=np.uint8), (0, 0), 1)
-    _write(tmp_path / "clean" / "open.png", sky)
-    _write(tmp_path / "clean" / "close.png", sky[::-1].copy())  # the same pixels, sky at the bottom
-    indoor, outdoor = haze_preset("indoor"), replace(haze_preset("outdoor"), exposure=(1.3, 1.3))
-    mix = HazeMixture((indoor, outdoor), weights=(1.0, 0.0), sky_weights=(0.0, 1.0))
-    ds = SyntheticHazeDataset([tmp_path / "clean"], 32, mix, seed=0)
-    assert ds.sky is not None and sorted(ds.sky) == [0.0, 1.0]
-    for i in range(len(ds)):
-        item = ds[i]  # without samples_per_epoch, item i is photo i
-        assert (item["meta"]["exposure"] == 1.3) == (item["name"] == "open")
-    assert SyntheticHazeDataset([tmp_path / "clean"], 32, haze_preset("mixed")).sky is None  # not computed

@@ -17,7 +17,6 @@ from dehaze.haze import (
     haze_preset,
     planes_depth,
     ramp_depth,
-    sky_fraction,
     smooth_noise_depth,
     synthesize_haze,
     transmission,
@@ -291,38 +290,15 @@ def test_synthesizer_callable_and_to_dict(photo):
 # ----------------------------------------------------------------------------- scene cue and mixtures
 
 
-def test_sky_fraction_finds_open_sky_and_not_a_bright_wall_below(photo):
-    assert sky_fraction(photo) > 0.7  # bright, smooth, unsaturated band: the top third (edge rows blur)
-    ground_only = photo.copy()
-    ground_only[:16] = [0.2, 0.45, 0.1]
-    assert sky_fraction(ground_only) == 0.0
-    low_wall = np.zeros((48, 64, 3), np.float32)
-    low_wall[32:] = 0.9  # bright and smooth, but not connected to the top edge
-    assert sky_fraction(low_wall) == 0.0
-    busy = photo.copy()
-    busy[:16:2] = 0.0  # texture in the sky band (branches, a facade) breaks it up
-    assert sky_fraction(busy) < 0.2
-    assert sky_fraction((photo * 255).astype(np.uint8)) == pytest.approx(sky_fraction(photo), abs=0.02)
-    big = np.repeat(np.repeat(photo, 20, 0), 20, 1)  # shrunk to 256 px first: same answer, bounded cost
-    assert sky_fraction(big) > 0.7
-    with pytest.raises(ValueError, match="HxWx3"):
-        sky_fraction(np.zeros((8, 8), np.float32))
-
-
-def test_mixture_odds_follow_the_sky_cue():
+def test_mixture_odds_follow_the_weights():
     indoor, outdoor = haze_preset("indoor"), haze_preset("outdoor")
-    mix = HazeMixture((indoor, outdoor), weights=(1.0, 0.5), sky_weights=(0.0, 1.0))
-    assert mix.uses_sky and not HazeMixture((indoor, outdoor)).uses_sky
+    mix = HazeMixture((indoor, outdoor), weights=(1.0, 0.5))
     rng = np.random.default_rng(0)
-
-    def share_outdoor(sky: float) -> float:
-        return np.mean([mix.pick(rng, sky) is outdoor for _ in range(3000)])
-
-    assert share_outdoor(1.0) == 1.0  # open sky: only outdoor haze
-    assert share_outdoor(0.0) == pytest.approx(1 / 3, abs=0.03)  # by weights
-    assert share_outdoor(0.5) == pytest.approx(0.5 * 1 / 3 + 0.5, abs=0.03)  # blended
-    assert share_outdoor(7.0) == 1.0  # clipped to [0, 1]
-    assert mix.to_dict()["sky_weights"] == (0.0, 1.0)
+    share_outdoor = np.mean([mix.pick(rng) is outdoor for _ in range(3000)])
+    assert share_outdoor == pytest.approx(1 / 3, abs=0.03)
+    assert np.mean([HazeMixture((indoor, outdoor)).pick(rng) is outdoor for _ in range(3000)]) == pytest.approx(
+        0.5, abs=0.03)  # equal odds without weights
+    assert mix.to_dict()["weights"] == (1.0, 0.5)
     for bad in [(1.0,), (-1.0, 2.0), (0.0, 0.0)]:
-        with pytest.raises(ConfigError, match="sky_weights"):
-            HazeMixture((indoor, outdoor), sky_weights=bad)
+        with pytest.raises(ConfigError, match="weights"):
+            HazeMixture((indoor, outdoor), weights=bad)

@@ -201,8 +201,8 @@ def build_train_set(cfg: dict):
 
 def build_haze(spec):
     """Haze ranges from the config: a preset name, a mapping (``preset`` + fields), or a list of them
-    (a mixture; an optional ``weight`` per member sets how often it is drawn, and ``sky_weight`` how
-    often for a photo with open sky, see :class:`~dehaze.haze.HazeMixture`).
+    (a mixture; an optional ``weight`` per member sets how often it is drawn, see
+    :class:`~dehaze.haze.HazeMixture`).
 
     Example:
         >>> build_haze([{"preset": "indoor", "max_optical_depth": 2.0}, {"preset": "outdoor"}]).members[0].max_optical_depth
@@ -216,11 +216,8 @@ def build_haze(spec):
         return HazeSynthesizer.from_dict(spec)
     if isinstance(spec, list) and spec and all(isinstance(m, dict) for m in spec):
         weights = tuple(float(m.get("weight", 1.0)) for m in spec)  # how often each member is drawn
-        sky = any("sky_weight" in m for m in spec)  # ... for a photo with open sky (dehaze.haze.sky_fraction)
-        sky_weights = tuple(float(m.get("sky_weight", m.get("weight", 1.0))) for m in spec) if sky else None
-        members = tuple(HazeSynthesizer.from_dict({k: v for k, v in m.items() if k not in ("weight", "sky_weight")})
-                        for m in spec)
-        return HazeMixture(members, weights, sky_weights)
+        members = tuple(HazeSynthesizer.from_dict({k: v for k, v in m.items() if k != "weight"}) for m in spec)
+        return HazeMixture(members, weights)
     raise ConfigError(f"data.haze must be a preset name, a mapping of haze ranges or a list of them, got {spec!r}")
 
 
