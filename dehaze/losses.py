@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from dehaze.metrics import ssim
 from dehaze.nets.ssd import SSDOutput
 from dehaze.spectral import azimuthal_spectrum
 
@@ -99,20 +98,6 @@ def l1_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(x, y)
 
 
-def ssim_loss(x: torch.Tensor, y: torch.Tensor, window: int = 11) -> torch.Tensor:
-    """``1 − SSIM`` of two image batches in ``[-1, 1]`` (kornia, Gaussian window, σ 1.5), batch mean.
-
-    The structural term a restoration L1 alone under-weights: local contrast and structure
-    rather than per-pixel level (Zhao et al. 2017, "Loss functions for image restoration").
-
-    Example:
-        >>> x = torch.rand(2, 3, 32, 32) * 2 - 1
-        >>> ssim_loss(x, x).item() < 1e-4 < ssim_loss(x, -x).item()
-        True
-    """
-    return 1 - ssim((x + 1) / 2, (y + 1) / 2, window).mean()
-
-
 def spectral_regularizer(fake: torch.Tensor, real: torch.Tensor, paired: bool = True,
                          drop_high: int = 0) -> torch.Tensor:
     """SNGAN+REG's spectral loss (Durall et al. 2020): BCE between φ(fake) and φ(real).
@@ -133,14 +118,6 @@ def spectral_regularizer(fake: torch.Tensor, real: torch.Tensor, paired: bool = 
         if not paired:
             pr = pr.mean(dim=0, keepdim=True).expand_as(pf)
     return F.binary_cross_entropy(pf, pr)
-
-
-def frequency_l1(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """Mean absolute difference of the (orthonormal) 2-D Fourier transforms, per channel."""
-    if fake.shape != real.shape:
-        raise ValueError(f"shapes differ: {tuple(fake.shape)} vs {tuple(real.shape)}")
-    d = torch.fft.fft2(fake.float(), norm="ortho") - torch.fft.fft2(real.float(), norm="ortho")
-    return d.abs().mean()
 
 
 def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:

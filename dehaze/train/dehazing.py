@@ -32,11 +32,9 @@ from dehaze.losses import (
     accuracy,
     classifier_loss,
     d_loss,
-    frequency_l1,
     g_loss,
     l1_loss,
     spectral_regularizer,
-    ssim_loss,
 )
 from dehaze.metrics import psnr, spectral_distance, ssim
 from dehaze.nets import (
@@ -47,7 +45,7 @@ from dehaze.nets import (
     count_parameters,
 )
 from dehaze.nets.unet import TwoScale
-from dehaze.spectral import azimuthal_spectrum, high_frequency_confusion, high_frequency_filter
+from dehaze.spectral import azimuthal_spectrum
 from dehaze.train import dist
 from dehaze.train.checkpoint import load_state_dict_checked, rng_state, set_rng_state
 from dehaze.train.config import load_config
@@ -88,7 +86,7 @@ DEFAULTS: dict = {
               "upsample": "deconv", "residual": False, "head": "image", "t_min": 0.05,
               "t_refine": 0, "t_refine_eps": 1.0},
         "D": {"width": 64, "n_layers": 3, "norm": "batch", "spectral_norm": False},
-        "C": {"hidden": 0, "conv_width": 32},
+        "C": {"conv_width": 32},
     },
     "loss": {
         "gan": "nonsat",  # nonsat | hinge | lsgan
@@ -96,13 +94,9 @@ DEFAULTS: dict = {
         "lam": 0.5,  # SSD λ: weight of spatial realness
         "l1": 100.0,  # λ_L1 (pix2pix: 100)
         "adv": 1.0,  # weight of the adversarial term
-        "ssim": 0.0,  # weight of 1 − SSIM on G's output (structure and local contrast)
-        "freq_l1": 0.0,  # optional frequency-domain L1
         "spectral_reg": 0.0,  # optional spectral regulariser (BCE of φ, paired)
         "airlight": 0.0,  # asm head: L1 weight on A against the synthesised airlight
         "transmission": 0.0,  # asm head: L1 weight on t against the synthesised transmission map
-        "d_transform": "none",  # none | hff | hfc: high-frequency filter/confusion on D's input
-        "hf_radius": 0.25,  # HFF/HFC cut-off as a fraction of the crop size
     },
     "train": {
         "steps": 20000,
@@ -121,7 +115,8 @@ DEFAULTS: dict = {
 
 # Settings that were removed (docs/ablation.md, "Removed experiments") -> the value that meant "off":
 # the config.yaml of older runs still loads when it has them at that value.
-RETIRED = {"model.G.airlight_head": "mean"}
+RETIRED = {"model.G.airlight_head": "mean", "model.C.hidden": 0, "loss.ssim": 0.0, "loss.freq_l1": 0.0,
+           "loss.d_transform": "none", "loss.hf_radius": 0.25}
 
 
 def read_config(path: str | Path | None, overrides=()) -> dict:
@@ -138,13 +133,11 @@ def check_config(cfg: dict) -> None:
         raise ConfigError(f"loss.gan '{cfg['loss']['gan']}' is not one of {', '.join(GAN_LOSSES)}")
     if cfg["loss"]["gan"] == "hinge" and cfg["mode"].startswith("ssd") and cfg["loss"]["combine"] == "prob":
         raise ConfigError("loss.gan=hinge needs loss.combine=logit (hinge works on logits)")
-    for k in ("l1", "ssim", "adv", "freq_l1", "spectral_reg", "airlight", "transmission"):
+    for k in ("l1", "adv", "spectral_reg", "airlight", "transmission"):
         if not isinstance(cfg["loss"][k], int | float) or cfg["loss"][k] < 0:
             raise ConfigError(f"loss.{k} must be a number >= 0, got {cfg['loss'][k]!r}")
     if not 0 <= cfg["loss"]["lam"] <= 1:
         raise ConfigError(f"loss.lam must be in [0, 1], got {cfg['loss']['lam']}")
-    if cfg["loss"]["d_transform"] not in ("none", "hff", "hfc"):
-        raise ConfigError("loss.d_transform must be none, hff or hfc")
     if not cfg["data"]["clean"] and not cfg["data"]["paired"]:
         raise ConfigError("no training data: set data.clean (clean photos) or data.paired (hazy/clear pairs)")
     for k in ("steps", "batch"):
@@ -251,21 +244,9 @@ def build_nets(cfg: dict, device: torch.device):
     if cfg["mode"] in FEATURE_OF_MODE:
         feature = FEATURE_OF_MODE[cfg["mode"]]
         crop = cfg["data"]["crop"]
-        C = build_spectral_classifier(feature, crop, crop, hidden=cfg["model"]["C"]["hidden"],
-                                      conv_width=cfg["model"]["C"]["conv_width"])
+        C = build_spectral_classifier(feature, crop, crop, conv_width=cfg["model"]["C"]["conv_width"])
         D = SSDDiscriminator(D, C, lam=cfg["loss"]["lam"], feature=feature, combine=cfg["loss"]["combine"])
     return G, D.to(device)
-
-
-def d_inputs(cfg: dict, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The optional HFF/HFC transform of what D sees."""
-    t = cfg["loss"]["d_transform"]
-    if t == "none":
-        return real, fake
-    radius = cfg["loss"]["hf_radius"] * min(real.shape[-2:])
-    if t == "hff":
-        return high_frequency_filter(real, radius), high_frequency_filter(fake, radius)
-    return high_frequency_confusion(real, fake, radius)
 
 
 # ---------------------------------------------------------------------------------------- validation
@@ -398,9 +379,8 @@ def train(cfg: dict, resume: bool | str = False) -> dict:
 
             # ---- D (and C) step
             if Dd is not None:
-                real_in, fake_in = d_inputs(cfg, clear, fake.detach())
                 with autocast(device, use_amp):
-                    real_out, fake_out = Dd(real_in, cond=hazy), Dd(fake_in, cond=hazy)
+                    real_out, fake_out = Dd(clear, cond=hazy), Dd(fake.detach(), cond=hazy)
                 loss_D = d_loss(real_out, fake_out, lc["gan"])
                 loss_C = classifier_loss(real_out, fake_out) if isinstance(D, SSDDiscriminator) else None
                 optD.zero_grad(set_to_none=True)
@@ -417,20 +397,11 @@ def train(cfg: dict, resume: bool | str = False) -> dict:
             stats["loss/G_L1"] = loss_G.item() / max(lc["l1"], 1e-12)
             if D is not None:
                 D.requires_grad_(False)
-                _, fake_in = d_inputs(cfg, clear, fake)
                 with autocast(device, use_amp):
-                    adv = g_loss(D(fake_in, cond=hazy), lc["gan"])
+                    adv = g_loss(D(fake, cond=hazy), lc["gan"])
                 D.requires_grad_(True)
                 loss_G = loss_G + lc["adv"] * adv
                 stats["loss/G_adv"] = adv.item()
-            if lc["ssim"]:
-                s1 = ssim_loss(fake, clear)
-                loss_G = loss_G + lc["ssim"] * s1
-                stats["loss/G_ssim"] = s1.item()
-            if lc["freq_l1"]:
-                f1 = frequency_l1(fake, clear)
-                loss_G = loss_G + lc["freq_l1"] * f1
-                stats["loss/G_freq"] = f1.item()
             if lc["spectral_reg"]:
                 reg = spectral_regularizer(fake, clear, paired=True)
                 loss_G = loss_G + lc["spectral_reg"] * reg
