@@ -47,71 +47,16 @@ from dehaze.losses import (
 from dehaze.nets import SSDDiscriminator, SSDOutput, build_spectral_classifier, count_parameters
 from dehaze.train import dist
 from dehaze.train.checkpoint import load_state_dict_checked, rng_state, set_rng_state
-from dehaze.train.config import load_config
+from dehaze.train.config import load_config, read_defaults
 from dehaze.train.logger import progress
 from dehaze.train.run import Run, ema_update, linear_decay, make_ema
 
 MODELS = ("sngan", "sngan-reg", "ssd-sngan", "ssd-sngan-reg", "stylegan", "ssd-stylegan")
 FEATURES = ("azimuthal", "phase", "full")
 
-# Every setting, with its default; ``null`` means "the architecture's default" (ARCH_DEFAULTS).
-DEFAULTS: dict = {
-    "model": "ssd-sngan",
-    "feature": "azimuthal",  # SSD spectral feature: azimuthal (paper) | phase | full
-    "seed": 0,
-    "device": "auto",
-    "threads": 0,  # torch CPU threads (0: torch's default)
-    "out": "runs/unconditional",
-    "data": {
-        "path": "cifar10",  # image folder, or cifar10 | cifar100 | stl10 (with root)
-        "root": None,  # folder holding the torchvision data set files
-        "resolution": 32,  # 32, 48, 128 for SNGAN; a power of two for StyleGAN
-        "workers": 0,  # loader processes (0: in this process; best for in-memory data)
-    },
-    "net": {
-        "width": None,  # sets ngf and ndf together (null: the paper's widths)
-        "ngf": None,
-        "ndf": None,
-        "nz": 128,
-        "w_dim": None,  # StyleGAN w size (null: = ngf)
-        "mapping_layers": 4,  # StyleGAN mapping depth
-        "c_hidden": 0,  # spectral classifier: 0 = one SN linear layer (official)
-        "c_width": 32,  # phase/full classifier width
-        "drop_high": 0,  # corner bins dropped from φ (official code: 2)
-    },
-    "loss": {
-        "gan": None,  # hinge (SNGAN) | nonsat (StyleGAN) | lsgan
-        "combine": None,  # SSD: logit (official, for hinge) | prob (eq. 6, for nonsat)
-        "lam": 0.5,  # SSD λ: weight of spatial realness
-        "c_loss": "bce",  # C's loss: bce (eq. 5) | hinge (official code)
-        "reg_weight": 1.0,  # weight of the spectral regulariser in the -reg models
-        "r1_gamma": None,  # R1 weight γ (StyleGAN; null: 0.0002·R²/batch, 0 for SNGAN)
-        "r1_every": 4,  # lazy R1: every k steps, scaled by k
-    },
-    "train": {
-        "steps": 100000,  # generator steps
-        "batch": 64,  # per process
-        "n_dis": None,  # D steps per G step (SNGAN 5, StyleGAN 1)
-        "lr_G": None,  # 2e-4 (SNGAN) / 2e-3 (StyleGAN)
-        "lr_D": None,
-        "betas": None,  # [0, 0.9] (SNGAN) / [0, 0.99] (StyleGAN)
-        "decay": None,  # linear (SNGAN) | none (StyleGAN): LR schedule
-        "mixing": None,  # StyleGAN style-mixing probability (0.9)
-        "ema_kimg": 10.0,  # G_ema half-life in thousands of images
-        "ema_rampup": 0.05,  # half-life at most this fraction of the images seen so far
-    },
-    "eval": {
-        "every": 5000,  # steps between evaluations (0: only at the end)
-        "samples": 5000,  # generated images per evaluation
-        "real": 5000,  # real reference images
-        "fid": "auto",  # auto (when Inception weights exist) | true (required) | false
-        "inception": None,  # Inception weights file (else $DEHAZE_INCEPTION, then the torch hub cache)
-        "grid": 64,  # images in the sample grid
-        "bn_batches": 16,  # batches of 64 generated images to re-estimate G_ema's BatchNorm statistics
-        "kid_subsets": 100,
-    },
-    "log": {"every": 100, "ckpt_every": 1000},
-}
+# Every setting with its default: dehaze/gan/defaults.yaml (package data); ``null`` means "the
+# architecture's default" (ARCH_DEFAULTS).
+DEFAULTS: dict = read_defaults("dehaze.gan")
 
 ARCH_DEFAULTS = {
     "sngan": {"gan": "hinge", "n_dis": 5, "lr_G": 2e-4, "lr_D": 2e-4, "betas": [0.0, 0.9], "decay": "linear",

@@ -48,70 +48,15 @@ from dehaze.nets.unet import TwoScale
 from dehaze.spectral import azimuthal_spectrum
 from dehaze.train import dist
 from dehaze.train.checkpoint import load_state_dict_checked, rng_state, set_rng_state
-from dehaze.train.config import load_config
+from dehaze.train.config import load_config, read_defaults
 from dehaze.train.logger import progress
 from dehaze.train.run import Run, autocast, ema_update, grad_scaler, linear_decay, make_ema
 
 MODES = ("l1", "pix2pix", "ssd", "ssd-phase", "ssd-full")
 FEATURE_OF_MODE = {"ssd": "azimuthal", "ssd-phase": "phase", "ssd-full": "full"}
-DEFAULTS_FILE = Path(__file__).resolve().parents[2] / "training" / "configs" / "default.yaml"
-
-# Every setting the trainer knows, with its default (training/configs/default.yaml mirrors this).
-DEFAULTS: dict = {
-    "mode": "ssd",
-    "seed": 0,
-    "device": "auto",  # auto | cpu | cuda | cuda:N
-    "amp": True,  # float16 mixed precision on CUDA; ignored on the CPU
-    "threads": 0,  # torch CPU threads (0: torch's default)
-    "out": "runs/dehaze",
-    "data": {
-        "clean": ["../shared/data/clean"],  # folders of clean photos -> synthetic haze
-        "paired": [],  # folders of real pairs (RESIDE, O-HAZE, ... layouts)
-        "haze": "mixed",  # preset name (indoor | outdoor | mixed), or ranges: a mapping or a list (mixture)
-        "crop": 128,
-        "scale": [0.25, 1.0],  # window area of a synthetic crop, as a fraction of the photo (then resized)
-        "two_scale": 0,  # k >= 2: crops of k*crop px, the network sees them shrunk to crop, loss at full size
-        "samples_per_epoch": 4000,
-        "workers": 2,
-        "cache": True,  # keep decoded clean photos in memory
-    },
-    "val": {
-        "dirs": ["../shared/data/sots-dev/outdoor"],
-        "every": 500,
-        "max_images": 24,  # evenly spaced pairs per folder (0: all)
-        "grid_images": 4,
-    },
-    "model": {
-        "G": {"width": 32, "depth": 5, "max_width": 256, "norm": "batch", "dropout": 0.0,
-              "upsample": "deconv", "residual": False, "head": "image", "t_min": 0.05,
-              "t_refine": 0, "t_refine_eps": 1.0},
-        "D": {"width": 64, "n_layers": 3, "norm": "batch", "spectral_norm": False},
-        "C": {"conv_width": 32},
-    },
-    "loss": {
-        "gan": "nonsat",  # nonsat | hinge | lsgan
-        "combine": "prob",  # SSD: prob (paper eq. 6) | logit (official code)
-        "lam": 0.5,  # SSD λ: weight of spatial realness
-        "l1": 100.0,  # λ_L1 (pix2pix: 100)
-        "adv": 1.0,  # weight of the adversarial term
-        "spectral_reg": 0.0,  # optional spectral regulariser (BCE of φ, paired)
-        "airlight": 0.0,  # asm head: L1 weight on A against the synthesised airlight
-        "transmission": 0.0,  # asm head: L1 weight on t against the synthesised transmission map
-    },
-    "train": {
-        "steps": 20000,
-        "batch": 8,
-        "lr_G": 2.0e-4,
-        "lr_D": 2.0e-4,
-        "betas": [0.5, 0.999],
-        "decay_start": 0.5,  # fraction of steps after which the LRs decay linearly to 0
-        "ema": 0.999,  # G_ema decay (0: no averaging)
-        "ema_start": 500,  # copy G into G_ema until this step
-        "init": [],  # warm start: checkpoint(s) of an earlier run; G from their averaged weights, D from the last
-    },
-    "log": {"every": 50, "ckpt_every": 250, "snapshot_every": 0},
-}
-
+# Every setting with its default: dehaze/train/defaults.yaml (package data), the one source of defaults.
+DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
+DEFAULTS: dict = read_defaults("dehaze.train")
 
 # Settings that were removed (docs/ablation.md, "Removed experiments") -> the value that meant "off":
 # the config.yaml of older runs still loads when it has them at that value.
