@@ -562,6 +562,59 @@ def synthesize_pair(
     return image, hazy, meta
 
 
+def _draw_depth(image: np.ndarray, rng: np.random.Generator, synth: HazeSynthesizer, prior: str | None,
+                depth: np.ndarray | None) -> tuple[np.ndarray, str, float, float]:
+    """The scene depth for :func:`synthesize_haze`: ``depth`` as given, or a relative depth from a prior
+    (optionally mixed with noise and aligned to the image's edges) mapped to drawn near/far distances.
+
+    Returns:
+        ``(d, prior name, nearest depth, farthest depth)``.
+    """
+    h, w = image.shape[:2]
+    if depth is not None:
+        depth = np.asarray(depth, np.float32)
+        if depth.shape != (h, w):
+            raise ValueError(f"depth {depth.shape} does not match the image ({h}, {w})")
+        return depth, "given", float(depth.min()), float(depth.max())
+    name = prior if prior is not None else _pick_prior(rng, synth)
+    if name not in DEPTH_PRIORS:
+        raise ConfigError(f"unknown depth prior {name!r}; choose one of {', '.join(DEPTH_PRIORS)}")
+    rel = DEPTH_PRIORS[name](image, rng)
+    mix = _uniform(rng, synth.noise_mix) if rng.random() < synth.noise_mix_prob else 0.0
+    if mix > 0 and name != "noise":
+        rel = (1.0 - mix) * rel + mix * smooth_noise_depth((h, w), rng)
+        name = f"{name}+noise"
+    if synth.align_edges and not name.startswith("cap"):
+        gray = cv2.cvtColor(np.clip(image, 0.0, 1.0), cv2.COLOR_RGB2GRAY)
+        rel = guided_filter(gray, rel, max(2, min(h, w) // 32), eps=1e-2)
+    rel = _normalize(rel)
+    far = _log_uniform(rng, synth.depth_far)
+    near = _uniform(rng, synth.depth_near)
+    return far * (near + (1.0 - near) * rel), name, float(near * far), far
+
+
+def _draw_beta(rng: np.random.Generator, synth: HazeSynthesizer, far: float, beta: float | np.ndarray | None,
+               shape: tuple[int, int]) -> tuple[float | np.ndarray, float]:
+    """The scattering coefficient for :func:`synthesize_haze`: ``beta`` as given, or drawn (capped so the
+    farthest point's optical depth stays under ``max_optical_depth``), sometimes varying over the image.
+
+    Returns:
+        ``(beta or an HxW beta map, the spatial variation's strength)``.
+    """
+    if beta is not None:
+        b_map = np.asarray(beta, np.float32)
+        if b_map.ndim and b_map.shape != shape:
+            raise ValueError(f"beta map {b_map.shape} does not match the image {shape}")
+        return b_map, 0.0
+    b = _uniform(rng, synth.beta)
+    b = min(b, synth.max_optical_depth / max(far, 1e-6))
+    if rng.random() < synth.nonuniform_prob:
+        variation = _uniform(rng, synth.nonuniform_strength)
+        field_ = 2.0 * smooth_noise_depth(shape, rng, octaves=3, base_cells=1.5) - 1.0
+        return b * np.exp(variation * field_), variation
+    return b, 0.0
+
+
 def synthesize_haze(
     clear: np.ndarray | torch.Tensor,
     rng: np.random.Generator | int | None = None,
@@ -610,50 +663,15 @@ def synthesize_haze(
         raise InputError(f"image of {w}x{h} pixels is too small to add haze to")
 
     A_ = _sample_A(rng, synth) if A is None else np.broadcast_to(np.asarray(A, np.float32), (3,)).copy()
-    if depth is None:
-        name = prior if prior is not None else _pick_prior(rng, synth)
-        if name not in DEPTH_PRIORS:
-            raise ConfigError(f"unknown depth prior {name!r}; choose one of {', '.join(DEPTH_PRIORS)}")
-        rel = DEPTH_PRIORS[name](image, rng)
-        mix = _uniform(rng, synth.noise_mix) if rng.random() < synth.noise_mix_prob else 0.0
-        if mix > 0 and name != "noise":
-            rel = (1.0 - mix) * rel + mix * smooth_noise_depth((h, w), rng)
-            name = f"{name}+noise"
-        if synth.align_edges and not name.startswith("cap"):
-            gray = cv2.cvtColor(np.clip(image, 0.0, 1.0), cv2.COLOR_RGB2GRAY)
-            rel = guided_filter(gray, rel, max(2, min(h, w) // 32), eps=1e-2)
-        rel = _normalize(rel)
-        far = _log_uniform(rng, synth.depth_far)
-        near = _uniform(rng, synth.depth_near)
-        d = far * (near + (1.0 - near) * rel)
-    else:
-        depth = np.asarray(depth, np.float32)
-        if depth.shape != (h, w):
-            raise ValueError(f"depth {depth.shape} does not match the image ({h}, {w})")
-        name, d = "given", depth
-        near, far = float(d.min()), float(d.max())
-
-    variation = 0.0
-    if beta is None:
-        b = _uniform(rng, synth.beta)
-        b = min(b, synth.max_optical_depth / max(far, 1e-6))
-        if rng.random() < synth.nonuniform_prob:
-            variation = _uniform(rng, synth.nonuniform_strength)
-            field_ = 2.0 * smooth_noise_depth((h, w), rng, octaves=3, base_cells=1.5) - 1.0
-            b_map = b * np.exp(variation * field_)
-        else:
-            b_map = b
-    else:
-        b_map = np.asarray(beta, np.float32)
-        if b_map.ndim and b_map.shape != (h, w):
-            raise ValueError(f"beta map {b_map.shape} does not match the image ({h}, {w})")
+    d, name, near, far = _draw_depth(image, rng, synth, prior, depth)
+    b_map, variation = _draw_beta(rng, synth, far, beta, (h, w))
     t = transmission(d, b_map)
     hazy = atmospheric_scattering(image, t, A_)
     meta = {
         "A": [round(float(a), 4) for a in A_],
         "beta": round(float(np.mean(b_map)), 5),
         "prior": name,
-        "depth_near": round(float(near * far) if depth is None else near, 4),
+        "depth_near": round(near, 4),
         "depth_far": round(float(far), 4),
         "beta_variation": round(float(variation), 4),
         "mean_t": round(float(t.mean()), 4),
