@@ -2,7 +2,8 @@
 
 One file per architecture and resolution (torch-mimicry style); :func:`build_nets` picks the
 pair for an architecture and resolution, :func:`build_generator` rebuilds a generator from
-the ``G_config`` saved in checkpoints and :func:`load_gan_generator` loads one for sampling.
+the ``G_config`` saved in checkpoints and :func:`load_gan_generator` loads one for sampling
+(:func:`dehaze.nets.load_generator`, the loader of both trainers' checkpoints).
 The SSD variants wrap the discriminator in :class:`dehaze.nets.SSDDiscriminator`.
 """
 
@@ -79,21 +80,13 @@ def build_generator(config: dict) -> Generator:
 
 
 def load_gan_generator(path: str | Path, prefer_ema: bool = True) -> tuple[Generator, dict]:
-    """Load an unconditional generator from a training checkpoint (``G``/``G_ema`` + ``G_config``).
+    """Load an unconditional generator from a training checkpoint: :func:`dehaze.nets.load_generator`
+    (the one generator loader) with this package's :func:`build_generator`.
 
     Returns:
         ``(G, meta)`` with G in eval mode and ``meta`` holding ``config``, ``step``, ``metrics``,
-        ``weights`` ("G_ema" or "G").
+        ``G_config``, ``weights`` ("G_ema" or "G").
     """
-    from dehaze.train.checkpoint import load_checkpoint, load_state_dict_checked
+    from dehaze.nets import load_generator
 
-    state = load_checkpoint(path)
-    if "G" not in state or "G_config" not in state:
-        raise CheckpointError(f"{path} is not a generator checkpoint (needs 'G' and 'G_config')")
-    G = build_generator(state["G_config"])
-    key = "G_ema" if prefer_ema and state.get("G_ema") is not None else "G"
-    load_state_dict_checked(G, state[key], "generator", path)
-    G.eval()
-    meta = {k: state.get(k) for k in ("config", "step", "metrics")}
-    meta["weights"] = key
-    return G, meta
+    return load_generator(path, prefer_ema, build=build_generator)

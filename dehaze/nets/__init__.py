@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -52,12 +53,15 @@ def build_generator(cfg: dict) -> UNetGenerator:
         raise CheckpointError(f"generator settings do not fit UNetGenerator: {exc}") from None
 
 
-def load_generator(path: str | Path, prefer_ema: bool = True, map_location: str = "cpu"):
-    """Load a generator from a training checkpoint.
+def load_generator(path: str | Path, prefer_ema: bool = True, map_location: str = "cpu",
+                   build: Callable[[dict], torch.nn.Module] = build_generator):
+    """Load a generator from a training checkpoint of either trainer (the one generator loader).
 
     Args:
-        path: checkpoint written by the trainer (keys ``G``, optional ``G_ema``, ``G_config``).
+        path: checkpoint written by a trainer (keys ``G``, optional ``G_ema``, ``G_config``).
         prefer_ema: use the EMA weights when the checkpoint has them.
+        build: rebuilds the generator from ``G_config``: :func:`build_generator` (the dehazing U-Net),
+            or :func:`dehaze.gan.build_generator` for the unconditional GANs.
 
     Returns:
         ``(G, meta)``: the generator in eval mode and the checkpoint's other entries
@@ -72,7 +76,7 @@ def load_generator(path: str | Path, prefer_ema: bool = True, map_location: str 
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.__class__.__name__}: {exc}") from None
     if not isinstance(ckpt, dict) or "G" not in ckpt or "G_config" not in ckpt:
         raise CheckpointError(f"{path} is not a generator checkpoint (needs 'G' and 'G_config' entries)")
-    G = build_generator(ckpt["G_config"])
+    G = build(ckpt["G_config"])
     key = "G_ema" if prefer_ema and ckpt.get("G_ema") is not None else "G"
     try:
         G.load_state_dict(ckpt[key])
