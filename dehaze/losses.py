@@ -8,6 +8,8 @@ detached: the adversarial loss trains D (and G through D) only, while C is train
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 import torch
 import torch.nn.functional as F
 
@@ -124,3 +126,34 @@ def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """R1 (Mescheder et al. 2018): E‖∇_x D(x)‖² on real images (``real`` must require grad)."""
     (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
     return grad.pow(2).flatten(1).sum(1).mean()
+
+
+class WeightedLoss:
+    """A loss built once from ``{name: weight}`` (a config's ``loss:`` section, BasicSR style) and
+    ``{name: (log name, term)}``: the weighted sum of the terms whose weight is not zero.
+
+    Calling it with the terms' arguments returns the total and each term's value by its log name
+    (for logging; the zero-weight terms are not computed at all).
+
+    Example:
+        >>> x = torch.tensor([1.0, 3.0])
+        >>> loss = WeightedLoss({"mean": 2.0, "max": 0.0}, {"mean": ("G_mean", torch.mean), "max": ("G_max", torch.amax)})
+        >>> loss(x)
+        (tensor(4.), {'G_mean': 2.0})
+    """
+
+    def __init__(self, weights: Mapping[str, float], terms: Mapping[str, tuple[str, Callable[..., torch.Tensor]]]):
+        unknown = sorted(set(weights) - set(terms))
+        if unknown:
+            raise ValueError(f"unknown loss term(s) {', '.join(unknown)}; known: {', '.join(terms)}")
+        self.terms = {terms[k][0]: (float(w), terms[k][1]) for k, w in weights.items() if w}
+        if not self.terms:
+            raise ValueError("every loss weight is 0")
+
+    def __call__(self, *args) -> tuple[torch.Tensor, dict[str, float]]:
+        total, parts = None, {}
+        for name, (weight, term) in self.terms.items():
+            value = term(*args)
+            parts[name] = value.item()
+            total = weight * value if total is None else total + weight * value
+        return total, parts

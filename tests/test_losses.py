@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from dehaze.losses import (
+    WeightedLoss,
     accuracy,
     classifier_loss,
     d_loss,
@@ -85,3 +86,21 @@ def test_spectral_regularizer():
 def test_r1_penalty_is_zero_for_constant_and_positive_for_linear_D():
     x = torch.rand(2, 3, 8, 8, requires_grad=True)
     assert r1_penalty((x * 2).sum(dim=(1, 2, 3)), x).item() == pytest.approx(4 * 3 * 64)
+
+
+def test_weighted_loss_sums_the_nonzero_terms_and_reports_each():
+    calls = []
+
+    def term(name, value):
+        return lambda x: calls.append(name) or x * value
+
+    x = torch.tensor(2.0)
+    loss = WeightedLoss({"a": 3.0, "b": 0.0, "c": 0.5},
+                        {"a": ("A", term("a", 1.0)), "b": ("B", term("b", 7.0)), "c": ("C", term("c", 4.0))})
+    total, parts = loss(x)
+    assert total.item() == pytest.approx(3 * 2 + 0.5 * 8) and parts == {"A": 2.0, "C": 8.0}
+    assert calls == ["a", "c"]  # a zero weight is not computed at all
+    with pytest.raises(ValueError, match="unknown loss term"):
+        WeightedLoss({"d": 1.0}, {"a": ("A", torch.mean)})
+    with pytest.raises(ValueError, match="every loss weight is 0"):
+        WeightedLoss({"a": 0.0}, {"a": ("A", torch.mean)})
