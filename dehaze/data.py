@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ import albumentations as A
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import ConcatDataset, Dataset, get_worker_info
 
 from dehaze.errors import InputError
 from dehaze.haze import HazeMixture, HazeSynthesizer, float01, synthesize_pair
@@ -39,6 +40,7 @@ __all__ = [
     "CLEAR_DIRS",
     "HAZY_DIRS",
     "IMAGE_EXTENSIONS",
+    "ConcatKeyed",
     "PairedFolderDataset",
     "SyntheticHazeDataset",
     "clear_candidates",
@@ -100,10 +102,13 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
 class _SeededDataset(Dataset):
     """Per-item random generators that are reproducible and differ between epochs and workers.
 
-    In the main process an item is a pure function of (seed, epoch, index); call ``set_epoch`` for
-    new draws. In a DataLoader worker the worker's torch seed (drawn from the main process's torch
-    generator, so reproducible under ``torch.manual_seed``) and a per-worker call count are mixed in,
-    so persistent workers also draw new crops and haze every epoch.
+    An item's key is an index, or an ``(index, epoch)`` pair as
+    :class:`~dehaze.train.dist.StepBatchSampler` yields with ``with_epoch``: then the item is a pure
+    function of (seed, index, epoch), in DataLoader workers too (what makes training resumable
+    exactly). For a plain index, in the main process the item is a pure function of (seed, epoch,
+    index) (call ``set_epoch`` for new draws); in a DataLoader worker the worker's torch seed (drawn
+    from the main process's torch generator, so reproducible under ``torch.manual_seed``) and a
+    per-worker call count are mixed in, so persistent workers also draw new crops and haze every epoch.
     """
 
     seed: int = 0
@@ -114,13 +119,28 @@ class _SeededDataset(Dataset):
         """New random draws for every item (main-process loading, or workers created after the call)."""
         self.epoch = epoch
 
-    def _rng(self, index: int) -> np.random.Generator:
+    def _rng(self, key: int | tuple[int, int]) -> tuple[int, np.random.Generator]:
+        """The item's index and its random generator."""
+        if isinstance(key, tuple):
+            index, epoch = key
+            return index, np.random.default_rng([self.seed, index, epoch])
         if get_worker_info() is None:
-            return np.random.default_rng([self.seed, index, self.epoch])
+            return key, np.random.default_rng([self.seed, key, self.epoch])
         self._calls += 1  # this worker's own copy of the dataset counts its items
-        return np.random.default_rng(
-            [self.seed, index, self.epoch, torch.initial_seed() % 2**63, self._calls]
-        )
+        return key, np.random.default_rng([self.seed, key, self.epoch, torch.initial_seed() % 2**63, self._calls])
+
+
+class ConcatKeyed(ConcatDataset):
+    """:class:`torch.utils.data.ConcatDataset` that also takes ``(index, epoch)`` keys (see
+    :class:`_SeededDataset`) and passes them on with the member's own index."""
+
+    def __getitem__(self, key):
+        index, epoch = key if isinstance(key, tuple) else (key, None)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
+        i = bisect.bisect_right(self.cumulative_sizes, index)
+        local = index - (self.cumulative_sizes[i - 1] if i else 0)
+        return self.datasets[i][local if epoch is None else (local, epoch)]
 
 
 # ----------------------------------------------------------------------------- real pairs
@@ -173,16 +193,16 @@ class PairedFolderDataset(_SeededDataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        index, rng = self._rng(key) if self.augment else (key[0] if isinstance(key, tuple) else key, None)
         hp, cp = self.pairs[index]
         hazy, clear = read_rgb(hp), read_rgb(cp)
         clear = fit_clear(hazy, clear, hp, cp)
         if hazy.dtype != clear.dtype:  # one 8-bit and one 16-bit file
             hazy, clear = float01(hazy), float01(clear)
         if self.transform is not None:
-            if self.augment:
-                seed = int(self._rng(index).integers(2**31))
-                self.transform.set_random_seed(seed)
+            if rng is not None:
+                self.transform.set_random_seed(int(rng.integers(2**31)))
             out = self.transform(image=hazy, clear=clear)
             hazy, clear = out["image"], out["clear"]
         elif self.multiple > 1:
@@ -246,9 +266,10 @@ class SyntheticHazeDataset(_SeededDataset):
     Each item picks a clean photo (item ``i`` of an epoch uses photo ``i % n`` when
     ``samples_per_epoch`` is None, else a random one), takes a :func:`random_resized_crop`, flips it
     horizontally with probability 1/2 and adds haze with ``synth`` (depth prior computed on the crop).
-    Randomness is per item from ``seed``, the index, the epoch and in DataLoader workers the worker's
-    torch seed (see :class:`_SeededDataset`), so items are reproducible, workers never repeat each
-    other and every epoch brings new crops and haze.
+    Randomness is per item from ``seed``, the index and the epoch (given with the index as an
+    ``(index, epoch)`` key by the trainers' step sampler; for a plain index, in DataLoader workers
+    also the worker's torch seed: see :class:`_SeededDataset`), so items are reproducible, workers
+    never repeat each other and every epoch brings new crops and haze.
 
     Args:
         clean_roots: folders of clean photos (searched recursively).
@@ -305,8 +326,8 @@ class SyntheticHazeDataset(_SeededDataset):
             return self.cache[i]
         return read_rgb(self.files[i])
 
-    def __getitem__(self, index: int) -> dict:
-        rng = self._rng(index)
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        index, rng = self._rng(key)
         i = index % len(self.files) if self.samples_per_epoch is None else int(rng.integers(len(self.files)))
         clear = random_resized_crop(self._photo(i), self.crop, rng, self.scale)
         if rng.random() < 0.5:

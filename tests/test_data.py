@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from dehaze.data import (
+    ConcatKeyed,
     PairedFolderDataset,
     SyntheticHazeDataset,
     random_resized_crop,
@@ -259,3 +260,29 @@ def test_to_tensor_range():
     assert x.shape == (3, 1, 1) and x[0].item() == -1 and x[2].item() == 1
     with pytest.raises(ValueError, match="HxWx3"):
         to_tensor(np.zeros((2, 2), np.uint8))
+
+
+def test_epoch_keys_give_the_same_items_in_workers_and_in_the_main_process(clean_dir, tmp_path):
+    """(index, epoch) keys, as the trainers' step sampler yields them: items are a pure function of the key
+    (no worker seed, no call count), new in every epoch; a concatenation passes them on."""
+    from dehaze.train.dist import StepBatchSampler
+
+    ds = SyntheticHazeDataset([clean_dir], 32, haze_preset("mixed"), samples_per_epoch=4, seed=0)
+    main = [ds[(i, e)]["hazy"] for e in (0, 1) for i in range(4)]
+    assert not torch.equal(main[0], main[4])  # another epoch, another draw
+    sampler = StepBatchSampler(4, 2, seed=0, steps=4, with_epoch=True)
+    for workers in (0, 2):
+        torch.manual_seed(workers)  # the workers' seeds must not matter
+        loader = DataLoader(ds, batch_sampler=sampler, num_workers=workers, timeout=60 if workers else 0)
+        got = [b["hazy"] for b in loader]
+        keys = [k for batch in sampler for k in batch]
+        for (i, e), x in zip(keys, torch.cat(got)):
+            assert torch.equal(x, main[e * 4 + i])
+    _coordinate_pair(tmp_path / "pairs")
+    pairs = PairedFolderDataset(tmp_path / "pairs", crop=32, seed=1)
+    both = ConcatKeyed([ds, pairs])
+    assert len(both) == 5 and both[4]["name"] == "5_1"
+    assert torch.equal(both[(2, 1)]["hazy"], main[6]) and torch.equal(both[(4, 3)]["hazy"], pairs[(0, 3)]["hazy"])
+    assert not torch.equal(pairs[(0, 3)]["hazy"], pairs[(0, 4)]["hazy"])  # a new crop in another epoch
+    with pytest.raises(IndexError):
+        both[(5, 0)]

@@ -1,4 +1,4 @@
-"""Training images for unconditional GANs: image folders and torchvision data sets, and a resumable sampler.
+"""Training images for unconditional GANs: image folders and torchvision data sets.
 
 Images come out as ``(3, R, R)`` float tensors in ``[-1, 1]``. A folder (class sub-folders
 allowed; every readable image below it is used) is centre-cropped to a square and resized
@@ -8,8 +8,8 @@ decoded once and kept in memory as uint8; larger folders are decoded on the fly.
 The torchvision data sets ``cifar10``, ``cifar100`` (training split) and ``stl10``
 (``unlabeled`` split, as Mimicry) are read from a local root and never downloaded.
 
-:class:`StepBatchSampler` makes the batch of step ``s`` a pure function of ``(seed, s)``, so a
-resumed run sees exactly the batches the uninterrupted run would have seen.
+The trainer draws them with :class:`dehaze.train.dist.StepBatchSampler` (the batch of step ``s`` a
+pure function of ``(seed, s)``), so a resumed run sees exactly the batches it would have seen.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from dehaze.errors import ConfigError, InputError
 from dehaze.io import format_for_extension, read_photo
 
-__all__ = ["ImageFolder", "TensorImages", "TORCHVISION_SETS", "load_dataset", "StepBatchSampler"]
+__all__ = ["ImageFolder", "TensorImages", "TORCHVISION_SETS", "load_dataset"]
 
 PRELOAD_BYTES = 2 * 1024 ** 3  # keep decoded images in memory up to this size
 
@@ -155,52 +155,3 @@ def load_dataset(data: str | Path, root: str | Path | None = None, resolution: i
     if str(data).lower() in TORCHVISION_SETS:
         return _torchvision_set(str(data).lower(), root, resolution)
     return ImageFolder(data, resolution)
-
-
-class StepBatchSampler(Sampler):
-    """Index lists per training step; the batch of step ``s`` depends only on ``(seed, s)``.
-
-    Each epoch is a fresh permutation (seeded by ``seed`` and the epoch); the last partial
-    global batch of an epoch is dropped. With several processes, step ``s``'s global batch of
-    ``batch·world`` indices is split into ``world`` consecutive slices.
-
-    Example:
-        >>> s = StepBatchSampler(10, batch=4, seed=0, start_step=1, steps=2)
-        >>> [len(b) for b in s]
-        [4, 4]
-        >>> list(StepBatchSampler(10, 4, 0, start_step=1, steps=1)) == [list(s)[0]]
-        True
-    """
-
-    def __init__(self, n: int, batch: int, seed: int = 0, start_step: int = 0, steps: int | None = None,
-                 rank: int = 0, world: int = 1):
-        self.global_batch = batch * world
-        if n < self.global_batch:
-            raise ConfigError(f"the data set has {n} images, fewer than one batch ({batch} x {world} processes)")
-        self.n, self.batch, self.seed, self.rank = n, batch, int(seed), rank
-        self.start, self.steps = int(start_step), steps
-        self.per_epoch = n // self.global_batch
-        self._perm: tuple[int, torch.Tensor] | None = None
-
-    def _permutation(self, epoch: int) -> torch.Tensor:
-        if self._perm is None or self._perm[0] != epoch:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._perm = (epoch, torch.randperm(self.n, generator=g))
-        return self._perm[1]
-
-    def indices(self, step: int) -> list[int]:
-        """This process's indices for ``step``."""
-        epoch, k = divmod(step, self.per_epoch)
-        lo = k * self.global_batch + self.rank * self.batch
-        return self._permutation(epoch)[lo:lo + self.batch].tolist()
-
-    def __iter__(self):
-        s = self.start
-        while self.steps is None or s < self.start + self.steps:
-            yield self.indices(s)
-            s += 1
-
-    def __len__(self) -> int:
-        if self.steps is None:
-            raise TypeError("an endless StepBatchSampler has no length")
-        return self.steps

@@ -14,7 +14,11 @@ fresh real batch and fresh fakes, where D's adversarial loss and C's own loss (e
 summed and minimised together (C's input is detached and D_ss uses C's verdict detached,
 so each term trains only its own network); then one generator step through the frozen
 D_ss. G_ema (StyleGAN2-ADA's schedule: half-life ``ema_kimg`` thousand images, ramped up
-over the first steps) is what evaluation uses, with BatchNorm statistics re-estimated.
+over the first steps) is what evaluation uses, with BatchNorm statistics re-estimated. The loop
+has the dehazing trainer's shape (:mod:`dehaze.train.dehazing`): :func:`train_step` runs the D and
+G phases, the generator's loss is a :class:`~dehaze.losses.WeightedLoss`, and
+:class:`~dehaze.train.run.Models`, :class:`~dehaze.train.run.EMA` and the step-indexed sampler
+(:func:`~dehaze.train.dist.step_batches`) are shared, so a resumed run continues exactly.
 
 Entry point: ``python training/train_unconditional.py --model ssd-sngan --data DIR``.
 """
@@ -24,19 +28,19 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from functools import partial
 from pathlib import Path
 
 import torch
 import torch.distributed as tdist
 
-from dehaze.errors import ConfigError, run_reporting_errors
-from dehaze.gan import build_nets
-from dehaze.gan.data import StepBatchSampler, load_dataset
+from dehaze import gan
+from dehaze.errors import CheckpointError, ConfigError, run_reporting_errors
+from dehaze.gan.data import load_dataset
 from dehaze.gan.evaluate import RealReference, evaluate, real_images, standing_stats
 from dehaze.losses import (
     GAN_LOSSES,
+    WeightedLoss,
     accuracy,
     classifier_loss,
     d_loss,
@@ -46,10 +50,9 @@ from dehaze.losses import (
 )
 from dehaze.nets import SSDDiscriminator, SSDOutput, build_spectral_classifier, count_parameters
 from dehaze.train import dist
-from dehaze.train.checkpoint import load_state_dict_checked, rng_state, set_rng_state
 from dehaze.train.config import load_config, read_defaults
 from dehaze.train.logger import progress
-from dehaze.train.run import Run, ema_update, linear_decay, make_ema
+from dehaze.train.run import EMA, Meter, Models, Run, half_life_decay, linear_decay
 
 MODELS = ("sngan", "sngan-reg", "ssd-sngan", "ssd-sngan-reg", "stylegan", "ssd-stylegan")
 FEATURES = ("azimuthal", "phase", "full")
@@ -122,18 +125,28 @@ def resolve_config(cfg: dict) -> dict:
 # ---------------------------------------------------------------------------------------- nets
 
 
-def build_models(cfg: dict):
+def build_nets(cfg: dict):
     """G and D (D_ss for the SSD models) for a resolved config."""
     nc, model = cfg["net"], cfg["model"]
     res = int(cfg["data"]["resolution"])
-    G, D = build_nets(arch_of(model), res, nz=nc["nz"], ngf=nc["ngf"], ndf=nc["ndf"], w_dim=nc["w_dim"],
-                      mapping_layers=nc["mapping_layers"])
+    G, D = gan.build_nets(arch_of(model), res, nz=nc["nz"], ngf=nc["ngf"], ndf=nc["ndf"], w_dim=nc["w_dim"],
+                          mapping_layers=nc["mapping_layers"])
     if model.startswith("ssd-"):
         C = build_spectral_classifier(cfg["feature"], res, res, hidden=nc["c_hidden"], conv_width=nc["c_width"],
                                       drop_high=nc["drop_high"])
         D = SSDDiscriminator(D, C, lam=cfg["loss"]["lam"], feature=cfg["feature"], combine=cfg["loss"]["combine"],
                              drop_high=nc["drop_high"])
     return G, D
+
+
+def build_models(cfg: dict, env: dist.DistEnv) -> Models:
+    """G, D, G's EMA (StyleGAN2-ADA's half-life ``train.ema_kimg``) and Adam for both, on the device."""
+    G, D = build_nets(cfg)
+    G, D, tc = G.to(env.device), D.to(env.device), cfg["train"]
+    betas = tuple(float(b) for b in tc["betas"])
+    ema = EMA(G, half_life_decay(tc["ema_kimg"], tc["ema_rampup"], tc["batch"] * env.world_size))
+    return Models(G, D, ema, torch.optim.Adam(G.parameters(), lr=tc["lr_G"], betas=betas),
+                  torch.optim.Adam(D.parameters(), lr=tc["lr_D"], betas=betas))
 
 
 def spatial(out: torch.Tensor | SSDOutput) -> torch.Tensor:
@@ -213,32 +226,42 @@ def _update(module: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Ten
     opt.step()
 
 
-def generator_step(G, D, optG, real: torch.Tensor, cfg: dict, env: dist.DistEnv | None = None) -> dict:
-    """One G update through the frozen D (D_ss); the -reg models add the spectral regulariser."""
+def build_g_loss(cfg: dict) -> WeightedLoss:
+    """The generator's loss from ``{name: weight}``: the adversarial term (weight 1, logged as ``loss/G``)
+    and, for the -reg models, the spectral regulariser (``loss.reg_weight``); terms of ``(D, fake, real)``."""
+    gan_kind, drop = cfg["loss"]["gan"], cfg["net"]["drop_high"]
+    terms = {"adv": ("G", lambda D, fake, real: g_loss(D(fake), gan_kind)),
+             "spectral_reg": ("G_spec", lambda D, fake, real: spectral_regularizer(fake, real, paired=False,
+                                                                                    drop_high=drop))}
+    reg = cfg["loss"]["reg_weight"] if cfg["model"].endswith("-reg") else 0.0
+    return WeightedLoss({"adv": 1.0, "spectral_reg": reg}, terms)
+
+
+def generator_step(G, D, optG, real: torch.Tensor, cfg: dict, env: dist.DistEnv | None = None,
+                   loss_fn: WeightedLoss | None = None) -> dict:
+    """One G update through the frozen D (D_ss) on :func:`build_g_loss` (built here when not given)."""
+    loss_fn = loss_fn or build_g_loss(cfg)
     D.requires_grad_(False)
     try:
         kw = {"mixing": cfg["train"]["mixing"]} if cfg["train"]["mixing"] else {}
         fake = G(G.noise(real.shape[0], real.device), **kw)
-        loss_adv = g_loss(D(fake), cfg["loss"]["gan"])
-        loss = loss_adv
-        stats = {"loss/G": loss_adv.item()}
-        if cfg["model"].endswith("-reg"):
-            reg = spectral_regularizer(fake, real, paired=False, drop_high=cfg["net"]["drop_high"])
-            loss = loss + cfg["loss"]["reg_weight"] * reg
-            stats["loss/G_spec"] = reg.item()
+        loss, parts = loss_fn(D, fake, real)
         _update(G, optG, loss, env)
     finally:
         D.requires_grad_(True)
-    return stats
+    return {f"loss/{k}": v for k, v in parts.items()}
 
 
-def ema_beta(cfg: dict, images_seen: int, env_world: int = 1) -> float:
-    """StyleGAN2-ADA's G_ema decay per step: half-life ``ema_kimg``·1000 images, ramped up early on."""
-    tc = cfg["train"]
-    nimg = tc["ema_kimg"] * 1000
-    if tc["ema_rampup"]:
-        nimg = min(nimg, images_seen * tc["ema_rampup"])
-    return 0.5 ** (tc["batch"] * env_world / max(nimg, 1e-8))
+def train_step(m: Models, batches, cfg: dict, step: int, env: dist.DistEnv, loss_fn: WeightedLoss) -> list[dict]:
+    """``train.n_dis`` D phases, each on a fresh real batch and fresh fakes (lazy R1 on the first of every
+    ``loss.r1_every``-th step), then one G phase; returns each phase's scalars."""
+    out = []
+    for i in range(cfg["train"]["n_dis"]):
+        real = next(batches).to(env.device, non_blocking=True)
+        r1 = cfg["loss"]["r1_gamma"] > 0 and i == 0 and step % cfg["loss"]["r1_every"] == 0
+        out.append(discriminator_step(m.G, m.D, m.optD, real, cfg, r1=r1, env=env))
+    out.append(generator_step(m.G, m.D, m.optG, real, cfg, env=env, loss_fn=loss_fn))
+    return out
 
 
 # ---------------------------------------------------------------------------------------- training
@@ -266,88 +289,69 @@ def train(cfg: dict, resume: bool | str = False) -> dict:
     if cfg["threads"]:
         torch.set_num_threads(int(cfg["threads"]))
     dist.seed_all(cfg["seed"], 0)  # same initial weights everywhere (then broadcast anyway)
-    device, tc = env.device, cfg["train"]
-    res = int(cfg["data"]["resolution"])
-
+    res, tc = int(cfg["data"]["resolution"]), cfg["train"]
     dataset = load_dataset(cfg["data"]["path"], cfg["data"]["root"], res)
-    G, D = build_models(cfg)
-    G, D = G.to(device), D.to(device)
-    G_ema = make_ema(G)
-    optG = torch.optim.Adam(G.parameters(), lr=tc["lr_G"], betas=tuple(float(b) for b in tc["betas"]))
-    optD = torch.optim.Adam(D.parameters(), lr=tc["lr_D"], betas=tuple(float(b) for b in tc["betas"]))
-    extractor, fid_note = _inception(cfg, device) if env.is_main else (None, "")
-
+    m = build_models(cfg, env)
+    extractor, fid_note = _inception(cfg, env.device) if env.is_main else (None, "")
     with Run(cfg, cfg["out"], env, resume=resume) as run:
-        start, last_eval = 0, {}
         state = run.load()
-        if state is not None:
-            start, last_eval = _restore(state, G, D, G_ema, optG, optD, run.resume_path)
-        else:
-            _broadcast(G, env)
-            _broadcast(D, env)
-            G_ema.load_state_dict(G.state_dict())
-        dist.seed_all(cfg["seed"] * 1000 + start, env.rank)  # noise stream: per rank, per (re)start
-        sampler = StepBatchSampler(len(dataset), tc["batch"], cfg["seed"], start * tc["n_dis"], None,
-                                   env.rank, env.world_size)
-        loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=cfg["data"]["workers"],
-                                             pin_memory=device.type == "cuda")
-        batches = iter(loader)  # (draws a worker seed from the global RNG)
-        if state is not None and env.world_size == 1:
-            set_rng_state(state["rng"])  # exact continuation of a single-process run
-        ref = None
+        start, last_eval = _start(state, cfg, m, env, run.resume_path)
+        batches = dist.step_batches(dataset, tc["batch"], env, cfg["seed"], start * tc["n_dis"],
+                                    cfg["data"]["workers"], rng=state and state["rng"])
         if env.is_main:
-            print(f"model={cfg['model']} G={count_parameters(G) / 1e6:.2f}M D={count_parameters(D) / 1e6:.2f}M "
-                  f"images={len(dataset)} res={res} device={device} world={env.world_size} out={run.dir}",
+            print(f"model={cfg['model']} G={count_parameters(m.G) / 1e6:.2f}M D={count_parameters(m.D) / 1e6:.2f}M "
+                  f"images={len(dataset)} res={res} device={env.device} world={env.world_size} out={run.dir}",
                   file=sys.stderr)
             if fid_note:
                 print(fid_note, file=sys.stderr)
-        bar = progress(tc["steps"], start, env.is_main)
-        t_last, stats, n_log = time.perf_counter(), {}, 0
-        for step in range(start, tc["steps"]):
-            scale = linear_decay(step, tc["steps"]) if tc["decay"] == "linear" else 1.0
-            for opt, lr in ((optG, tc["lr_G"]), (optD, tc["lr_D"])):
-                for group in opt.param_groups:
-                    group["lr"] = lr * scale
-
-            for i in range(tc["n_dis"]):
-                real = next(batches).to(device, non_blocking=True)
-                do_r1 = cfg["loss"]["r1_gamma"] > 0 and i == 0 and step % cfg["loss"]["r1_every"] == 0
-                _accumulate(stats, discriminator_step(G, D, optD, real, cfg, r1=do_r1, env=env))
-            _accumulate(stats, generator_step(G, D, optG, real, cfg, env=env))
-            done = step + 1
-            ema_update(G_ema, G, ema_beta(cfg, done * tc["batch"] * env.world_size))
-            n_log += 1
-            bar.update(1)
-
-            if done % cfg["log"]["every"] == 0 or done == tc["steps"]:
-                now = time.perf_counter()
-                row = {k: v / c for k, (v, c) in stats.items()}
-                row["time/step_s"] = (now - t_last) / max(n_log, 1)
-                row["lr/G"] = optG.param_groups[0]["lr"]
-                row = dist.all_reduce_mean(row, env)
-                run.logger.scalars(done, row)
-                bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in row.items() if k.startswith("loss/")})
-                stats, t_last, n_log = {}, now, 0
-            every = cfg["eval"]["every"]
-            if env.is_main and ((every and done % every == 0) or done == tc["steps"]):
-                if ref is None:
-                    # the same real subset for every run and seed
-                    ref = RealReference(real_images(dataset, cfg["eval"]["real"], 0), extractor, device)
-                last_eval = _evaluate(cfg, G_ema, ref, extractor, run, done, device)
-                bar.write(f"step {done}: " + "  ".join(f"{k} {v:.4g}" for k, v in last_eval.items()
-                                                       if isinstance(v, float)))
-            if run.end_step(done, tc["steps"], cfg["log"]["ckpt_every"],
-                            partial(_state, cfg, done, G, D, G_ema, optG, optD, last_eval), say=bar.write):
-                break
-        bar.close()
+        last_eval = _loop(cfg, run, m, batches, dataset, extractor, start, last_eval)
     dist.cleanup()
     return last_eval
 
 
-def _accumulate(acc: dict, stats: dict) -> None:
-    for k, v in stats.items():
-        s, c = acc.get(k, (0.0, 0))
-        acc[k] = (s + float(v), c + 1)
+def _loop(cfg: dict, run: Run, m: Models, batches, dataset, extractor, start: int, last_eval: dict) -> dict:
+    """Steps ``start`` .. ``train.steps``: LR schedule, D and G phases, EMA, logs, evaluation, checkpoints."""
+    tc, env = cfg["train"], run.env
+    loss_fn = build_g_loss(cfg)
+    bar, meter, ref = progress(tc["steps"], start, env.is_main), Meter(), None
+    for step in range(start, tc["steps"]):
+        scale = linear_decay(step, tc["steps"]) if tc["decay"] == "linear" else 1.0
+        m.set_lr(tc["lr_G"] * scale, tc["lr_D"] * scale)
+        for stats in train_step(m, batches, cfg, step, env, loss_fn):
+            meter.add(stats)
+        m.ema.update(m.G, step)
+        meter.step()
+        bar.update(1)
+        done = step + 1
+        if done % cfg["log"]["every"] == 0 or done == tc["steps"]:
+            run.log(done, meter.pop() | {"lr/G": m.optG.param_groups[0]["lr"]}, bar)
+        every = cfg["eval"]["every"]
+        if env.is_main and ((every and done % every == 0) or done == tc["steps"]):
+            if ref is None:  # the same real subset for every run and seed
+                ref = RealReference(real_images(dataset, cfg["eval"]["real"], 0), extractor, env.device)
+            last_eval = _evaluate(cfg, m.ema.module, ref, extractor, run, done, env.device)
+            bar.write(f"step {done}: " + "  ".join(f"{k} {v:.4g}" for k, v in last_eval.items()
+                                                   if isinstance(v, float)))
+        if run.end_step(done, tc["steps"], cfg["log"]["ckpt_every"],
+                        partial(m.state, cfg, done, metrics=last_eval), say=bar.write):
+            break
+    bar.close()
+    return last_eval
+
+
+def _start(state: dict | None, cfg: dict, m: Models, env: dist.DistEnv, path) -> tuple[int, dict]:
+    """(first step, last evaluation): from the checkpoint to resume, else step 0 with every process on
+    rank 0's weights and G_ema = G."""
+    if state is None:
+        _broadcast(m.G, env)
+        _broadcast(m.D, env)
+        m.ema.reset(m.G)
+        return 0, {}
+    old = (state.get("config") or {}).get("model")
+    if old is not None and old.startswith("ssd-") != isinstance(m.D, SSDDiscriminator):
+        raise CheckpointError(f"{path}: the checkpoint was trained as {old}, which has a different discriminator")
+    m.load(state, path)
+    return int(state["step"]), state.get("metrics") or {}
 
 
 def _evaluate(cfg, G_ema, ref, extractor, run, step, device) -> dict:
@@ -363,29 +367,6 @@ def _evaluate(cfg, G_ema, ref, extractor, run, step, device) -> dict:
         nrow = max(1, int(math.isqrt(len(ev.samples))))
         run.logger.image("eval/samples", make_grid((ev.samples + 1) / 2, nrow=nrow, padding=2), step, save=False)
     return ev.scalars
-
-
-def _state(cfg, step, G, D, G_ema, optG, optD, metrics) -> dict:
-    return {"step": step, "config": cfg, "G_config": G.config, "G": G.state_dict(), "G_ema": G_ema.state_dict(),
-            "D": D.state_dict(), "optG": optG.state_dict(), "optD": optD.state_dict(), "metrics": metrics,
-            "rng": rng_state()}
-
-
-def _restore(state, G, D, G_ema, optG, optD, path) -> tuple[int, dict]:
-    from dehaze.errors import CheckpointError
-
-    if state.get("G_config") != G.config:
-        raise CheckpointError(f"{path}: the checkpoint's generator ({state.get('G_config')}) differs from "
-                              f"this config's ({G.config})")
-    old = (state.get("config") or {}).get("model")
-    if old is not None and old.startswith("ssd-") != isinstance(D, SSDDiscriminator):
-        raise CheckpointError(f"{path}: the checkpoint was trained as {old}, which has a different discriminator")
-    load_state_dict_checked(G, state["G"], "generator", path)
-    load_state_dict_checked(G_ema, state["G_ema"], "EMA generator", path)
-    load_state_dict_checked(D, state["D"], "discriminator", path)
-    optG.load_state_dict(state["optG"])
-    optD.load_state_dict(state["optD"])
-    return int(state["step"]), state.get("metrics") or {}
 
 
 # ---------------------------------------------------------------------------------------- CLI

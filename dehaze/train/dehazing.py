@@ -10,6 +10,13 @@ Modes (``mode`` in the config):
 ``ssd-full``   as ``ssd`` with a 2-D convolutional C over the full log-magnitude map.
 =============  ===================================================================
 
+Each step (:func:`train_step`, the shape of the unconditional trainer, :mod:`dehaze.gan.training`):
+G's forward once (:func:`generator_forward`), the D phase on it detached (:func:`discriminator_step`),
+the G phase through the frozen D (:func:`generator_step`) on the loss :func:`build_g_loss` builds once
+from the config's ``loss:`` weights. Batches come from the step-indexed sampler
+(:func:`dehaze.train.dist.step_batches`), so a stopped run resumes bit-identically. Every setting
+and its default: ``dehaze/train/defaults.yaml``.
+
 Entry point: ``python training/train_dehaze.py --config training/configs/small.yaml``.
 """
 
@@ -18,7 +25,8 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -29,6 +37,7 @@ import torch.nn.functional as F
 from dehaze.errors import ConfigError, run_reporting_errors
 from dehaze.losses import (
     GAN_LOSSES,
+    WeightedLoss,
     accuracy,
     classifier_loss,
     d_loss,
@@ -47,10 +56,9 @@ from dehaze.nets import (
 from dehaze.nets.unet import TwoScale
 from dehaze.spectral import azimuthal_spectrum
 from dehaze.train import dist
-from dehaze.train.checkpoint import load_state_dict_checked, rng_state, set_rng_state
 from dehaze.train.config import load_config, read_defaults
 from dehaze.train.logger import progress
-from dehaze.train.run import Run, autocast, ema_update, grad_scaler, linear_decay, make_ema
+from dehaze.train.run import EMA, Meter, Models, Run, autocast, constant_decay, grad_scaler, linear_decay
 
 MODES = ("l1", "pix2pix", "ssd", "ssd-phase", "ssd-full")
 FEATURE_OF_MODE = {"ssd": "azimuthal", "ssd-phase": "phase", "ssd-full": "full"}
@@ -78,9 +86,11 @@ def check_config(cfg: dict) -> None:
         raise ConfigError(f"loss.gan '{cfg['loss']['gan']}' is not one of {', '.join(GAN_LOSSES)}")
     if cfg["loss"]["gan"] == "hinge" and cfg["mode"].startswith("ssd") and cfg["loss"]["combine"] == "prob":
         raise ConfigError("loss.gan=hinge needs loss.combine=logit (hinge works on logits)")
-    for k in ("l1", "adv", "spectral_reg", "airlight", "transmission"):
+    for k in G_TERMS:
         if not isinstance(cfg["loss"][k], int | float) or cfg["loss"][k] < 0:
             raise ConfigError(f"loss.{k} must be a number >= 0, got {cfg['loss'][k]!r}")
+    if not any(cfg["loss"][k] for k in G_TERMS if k != "adv" or cfg["mode"] != "l1"):
+        raise ConfigError("every generator loss weight is 0 (loss.l1, loss.adv, ...): nothing to train")
     if not 0 <= cfg["loss"]["lam"] <= 1:
         raise ConfigError(f"loss.lam must be in [0, 1], got {cfg['loss']['lam']}")
     if not cfg["data"]["clean"] and not cfg["data"]["paired"]:
@@ -121,9 +131,9 @@ def asm_supervised(cfg: dict) -> bool:
 
 
 def build_train_set(cfg: dict):
-    from torch.utils.data import ConcatDataset
-
-    from dehaze.data import PairedFolderDataset, SyntheticHazeDataset
+    """Synthetic pairs from ``data.clean`` and real ones from ``data.paired``, one data set whose items
+    take the ``(index, epoch)`` keys of the step sampler."""
+    from dehaze.data import ConcatKeyed, PairedFolderDataset, SyntheticHazeDataset
 
     d = cfg["data"]
     parts = []
@@ -134,7 +144,7 @@ def build_train_set(cfg: dict):
                                           scale=tuple(d["scale"])))
     for root in d["paired"]:
         parts.append(PairedFolderDataset(root, crop=d["crop"], augment=True, seed=cfg["seed"]))
-    return parts[0] if len(parts) == 1 else ConcatDataset(parts)
+    return parts[0] if len(parts) == 1 else ConcatKeyed(parts)
 
 
 def build_haze(spec):
@@ -194,6 +204,137 @@ def build_nets(cfg: dict, device: torch.device):
     return G, D.to(device)
 
 
+def build_models(cfg: dict, device: torch.device) -> Models:
+    """G, D (None for ``l1``), G's EMA (``train.ema`` after ``train.ema_start``), Adam for both, the AMP scaler."""
+    G, D = build_nets(cfg, device)
+    tc = cfg["train"]
+    betas = tuple(tc["betas"])
+    return Models(G, D, EMA(G, constant_decay(tc["ema"], tc["ema_start"])),
+                  torch.optim.Adam(G.parameters(), lr=tc["lr_G"], betas=betas),
+                  torch.optim.Adam(D.parameters(), lr=tc["lr_D"], betas=betas) if D is not None else None,
+                  grad_scaler(device, bool(cfg["amp"])))
+
+
+# ---------------------------------------------------------------------------------------- losses and steps
+
+
+@dataclass
+class Pass:
+    """One forward of G on a batch: what the D and G steps and the loss terms read.
+
+    ``hazy``, ``clear`` and ``fake`` are at the working size (what D judges); ``fake_full`` and
+    ``clear_full`` are what the reconstruction loss compares: the full-size output and ground truth
+    with ``data.two_scale``, else the same tensors. ``t``, ``A`` (G's) and ``t_true``, ``A_true``
+    (the synthesised ones) only when the ``asm`` head is supervised.
+    """
+
+    hazy: torch.Tensor
+    clear: torch.Tensor
+    fake: torch.Tensor
+    fake_full: torch.Tensor
+    clear_full: torch.Tensor
+    t: torch.Tensor | None = None
+    A: torch.Tensor | None = None
+    t_true: torch.Tensor | None = None
+    A_true: torch.Tensor | None = None
+
+
+def generator_forward(Gd: torch.nn.Module, batch: dict, cfg: dict, device: torch.device) -> Pass:
+    """G's forward, once per step (D's step sees it detached). With ``data.two_scale`` = k, as in
+    inference: G sees the crop shrunk k times, its t is guided-upsampled (:class:`TwoScale`) and the
+    output is full size; D judges it shrunk back."""
+    k, sup, amp = cfg["data"]["two_scale"], asm_supervised(cfg), bool(cfg["amp"])
+    hazy, clear = batch["hazy"].to(device, non_blocking=True), batch["clear"].to(device, non_blocking=True)
+    t_true = batch["t"].to(device) if sup else None
+    A_true = batch["A"].to(device) if sup else None
+    if k:
+        small, clear_small = F.avg_pool2d(hazy, k), F.avg_pool2d(clear, k)
+        with autocast(device, amp):
+            fake_full, t, A = Gd(small, hazy)
+        return Pass(small, clear_small, F.avg_pool2d(fake_full, k), fake_full, clear, t, A,
+                    F.avg_pool2d(t_true, k) if sup else None, A_true)
+    with autocast(device, amp):
+        fake, t, A = Gd(hazy, return_asm=True) if sup else (Gd(hazy), None, None)
+    return Pass(hazy, clear, fake, fake, clear, t, A, t_true, A_true)
+
+
+# the generator's loss terms: config weight (loss.NAME) -> (logged as loss/..., the term of a Pass)
+G_TERMS = {
+    "l1": "G_L1",  # L1 to the ground truth (at full size with data.two_scale)
+    "adv": "G_adv",  # adversarial, through the frozen D
+    "spectral_reg": "G_spec",  # BCE between the azimuthal spectra of output and ground truth
+    "airlight": "G_A",  # asm head: L1 of A to the synthesised airlight
+    "transmission": "G_t",  # asm head: L1 of t to the synthesised transmission
+}
+
+
+def build_g_loss(cfg: dict, D: torch.nn.Module | None, device: torch.device) -> WeightedLoss:
+    """The generator's loss, built once from the config's ``loss:`` weights (zero weights are skipped;
+    ``adv`` without a D too): a :class:`~dehaze.losses.WeightedLoss` of functions of a :class:`Pass`."""
+    gan, amp = cfg["loss"]["gan"], bool(cfg["amp"])
+
+    def adversarial(p: Pass) -> torch.Tensor:
+        with autocast(device, amp):
+            return g_loss(D(p.fake, cond=p.hazy), gan)
+
+    terms = {
+        "l1": lambda p: l1_loss(p.fake_full.float(), p.clear_full),
+        "adv": adversarial,
+        "spectral_reg": lambda p: spectral_regularizer(p.fake, p.clear, paired=True),
+        "airlight": lambda p: (p.A.float().flatten(1) - p.A_true).abs().mean(),
+        "transmission": lambda p: (p.t.float() - p.t_true).abs().mean(),
+    }
+    weights: Mapping[str, float] = {k: cfg["loss"][k] if k != "adv" or D is not None else 0.0 for k in G_TERMS}
+    return WeightedLoss(weights, {k: (G_TERMS[k], fn) for k, fn in terms.items()})
+
+
+def discriminator_step(m: Models, Dd: torch.nn.Module, p: Pass, cfg: dict) -> dict:
+    """One update of D (and of C, with its own loss, for SSD) on the ground truth and G's output."""
+    with autocast(p.hazy.device, bool(cfg["amp"])):
+        real_out, fake_out = Dd(p.clear, cond=p.hazy), Dd(p.fake.detach(), cond=p.hazy)
+    loss = loss_D = d_loss(real_out, fake_out, cfg["loss"]["gan"])
+    stats = {"loss/D": loss_D.item(), "acc/D": _acc(real_out, fake_out)}
+    if isinstance(m.D, SSDDiscriminator):
+        loss_C = classifier_loss(real_out, fake_out)
+        loss = loss + loss_C
+        stats.update({"loss/C": loss_C.item(), "acc/C": accuracy(real_out.spectral, fake_out.spectral)})
+    m.optD.zero_grad(set_to_none=True)
+    m.scaler.scale(loss).backward()
+    m.scaler.step(m.optD)
+    return stats
+
+
+def generator_step(m: Models, p: Pass, loss_fn: WeightedLoss) -> dict:
+    """One update of G on its loss, through an unwrapped, frozen D (no gradient reaches D or C)."""
+    if m.D is not None:
+        m.D.requires_grad_(False)
+    try:
+        loss, parts = loss_fn(p)
+        m.optG.zero_grad(set_to_none=True)
+        m.scaler.scale(loss).backward()
+    finally:
+        if m.D is not None:
+            m.D.requires_grad_(True)
+    m.scaler.step(m.optG)
+    return {"loss/G": loss.item(), **{f"loss/{k}": v for k, v in parts.items()}}
+
+
+def train_step(m: Models, Gd: torch.nn.Module, Dd: torch.nn.Module | None, batch: dict, cfg: dict,
+               loss_fn: WeightedLoss) -> dict:
+    """G's forward, then the D phase on it (detached), then the G phase; returns the step's scalars."""
+    p = generator_forward(Gd, batch, cfg, next(m.G.parameters()).device)
+    stats = discriminator_step(m, Dd, p, cfg) if Dd is not None else {}
+    stats.update(generator_step(m, p, loss_fn))
+    m.scaler.update()
+    return stats
+
+
+def _acc(real_out, fake_out) -> float:
+    if isinstance(real_out, torch.Tensor):
+        return accuracy(real_out, fake_out)
+    return accuracy(real_out.combined, fake_out.combined, real_out.space)
+
+
 # ---------------------------------------------------------------------------------------- validation
 
 
@@ -204,6 +345,7 @@ def validate(G: torch.nn.Module, val_sets: dict[str, list[dict]], device: torch.
 
     The image grid shows hazy / output / ground truth for ``grid_images`` pairs, spread over the folders.
     """
+    was_training = G.training
     G.eval()
     per_set = max(1, grid_images // max(1, len(val_sets)))
     stats, curves, grid = {}, {}, []
@@ -228,7 +370,7 @@ def validate(G: torch.nn.Module, val_sets: dict[str, list[dict]], device: torch.
             stats[f"{name}/{k}"] = float(np.mean(v))
         curves[name] = _mean_curves(spec_out, spec_gt)
     stats["psnr"] = float(np.mean([stats[f"{n}/psnr"] for n in val_sets]))
-    G.train()
+    G.train(was_training)
     return {"scalars": stats, "curves": curves, "grid": grid}
 
 
@@ -258,6 +400,18 @@ def spectrum_figure(curves: dict, step: int):
     return fig
 
 
+def log_validation(run: Run, v: dict, step: int, say=print) -> dict:
+    """Validation scalars, the spectrum figure and the image grid to the run's logs; returns the scalars."""
+    from torchvision.utils import make_grid
+
+    run.logger.scalars(step, v["scalars"], prefix="val")
+    run.logger.figure("val/spectrum", spectrum_figure(v["curves"], step), step)
+    run.logger.image("val/hazy_output_gt", make_grid(v["grid"], nrow=3, padding=2), step)
+    say(f"step {step}: " + "  ".join(f"{k} {x:.3f}" for k, x in v["scalars"].items()
+                                     if k.endswith(("/psnr", "/ssim", "psnr_hazy"))))
+    return v["scalars"]
+
+
 # ---------------------------------------------------------------------------------------- training
 
 
@@ -268,188 +422,84 @@ def train(cfg: dict, resume: bool | str = False) -> dict:
     if cfg["threads"]:
         torch.set_num_threads(int(cfg["threads"]))
     dist.seed_all(cfg["seed"], env.rank)
-    device, tc, lc = env.device, cfg["train"], cfg["loss"]
-    use_amp = bool(cfg["amp"]) and device.type == "cuda"
-    sup_asm = asm_supervised(cfg)
-
-    G, D = build_nets(cfg, device)
-    G_ema = make_ema(G)
-    optG = torch.optim.Adam(G.parameters(), lr=tc["lr_G"], betas=tuple(tc["betas"]))
-    optD = torch.optim.Adam(D.parameters(), lr=tc["lr_D"], betas=tuple(tc["betas"])) if D else None
-    scaler = grad_scaler(device, use_amp)
+    m = build_models(cfg, env.device)
     train_set = build_train_set(cfg)
-    val_sets = load_val_sets(cfg, G.multiple) if env.is_main and cfg["val"]["dirs"] else {}
-
+    val_sets = load_val_sets(cfg, m.G.multiple) if env.is_main and cfg["val"]["dirs"] else {}
     with Run(cfg, cfg["out"], env, resume=resume) as run:
-        start, best, last_val = 0, -math.inf, {}
         state = run.load()
-        if state is not None:
-            start, best = _restore(state, G, D, G_ema, optG, optD, scaler, run.resume_path)
-        elif tc["init"]:
-            _warm_start(tc["init"], cfg["mode"], G, D, G_ema)
-        k2 = cfg["data"]["two_scale"]
-        Gd, Dd = dist.wrap_ddp(TwoScale(G) if k2 else G, env), (dist.wrap_ddp(D, env) if D else None)
-        loader = dist.make_loader(train_set, tc["batch"], env, cfg["data"]["workers"], seed=cfg["seed"] + start)
-        batches = dist.infinite(loader)
+        start, best, last_val = _start(state, cfg, m, run.resume_path)
+        batches = dist.step_batches(train_set, cfg["train"]["batch"], env, cfg["seed"], start,
+                                    cfg["data"]["workers"], rng=state and state["rng"], with_epoch=True)
         if env.is_main:
-            n_d = count_parameters(D) if D else 0
-            print(f"mode={cfg['mode']} G={count_parameters(G) / 1e6:.2f}M D={n_d / 1e6:.2f}M device={device} "
+            n_d = count_parameters(m.D) if m.D is not None else 0
+            print(f"mode={cfg['mode']} G={count_parameters(m.G) / 1e6:.2f}M D={n_d / 1e6:.2f}M device={env.device} "
                   f"world={env.world_size} train_items={len(train_set)} out={run.dir}", file=sys.stderr)
-        bar = progress(tc["steps"], start, env.is_main)
-        t_last, stats = time.perf_counter(), {}
-
-        step = start
-        for step in range(start, tc["steps"]):
-            lr_scale = linear_decay(step, tc["steps"], int(tc["decay_start"] * tc["steps"]))
-            for opt, lr in ((optG, tc["lr_G"]), (optD, tc["lr_D"])):
-                if opt is not None:
-                    for group in opt.param_groups:
-                        group["lr"] = lr * lr_scale
-            batch = next(batches)
-            hazy, clear = batch["hazy"].to(device, non_blocking=True), batch["clear"].to(device, non_blocking=True)
-            t_true = batch["t"].to(device) if sup_asm else None
-
-            # ---- G forward (once; D's step sees it detached)
-            if k2:  # two scales, as inference: G sees the shrunk crop, L1 on the full-size output
-                hazy_full, clear_full = hazy, clear
-                hazy, clear = F.avg_pool2d(hazy_full, k2), F.avg_pool2d(clear_full, k2)
-                with autocast(device, use_amp):
-                    fake_full, t, A = Gd(hazy, hazy_full)
-                fake = F.avg_pool2d(fake_full, k2)  # what D and C judge: the working size, as in one scale
-                t_true = F.avg_pool2d(t_true, k2) if sup_asm else None
-            else:
-                with autocast(device, use_amp):
-                    fake, t, A = Gd(hazy, return_asm=True) if sup_asm else (Gd(hazy), None, None)
-                fake_full, clear_full = fake, clear
-
-            # ---- D (and C) step
-            if Dd is not None:
-                with autocast(device, use_amp):
-                    real_out, fake_out = Dd(clear, cond=hazy), Dd(fake.detach(), cond=hazy)
-                loss_D = d_loss(real_out, fake_out, lc["gan"])
-                loss_C = classifier_loss(real_out, fake_out) if isinstance(D, SSDDiscriminator) else None
-                optD.zero_grad(set_to_none=True)
-                scaler.scale(loss_D + (loss_C if loss_C is not None else 0)).backward()
-                scaler.step(optD)
-                stats["loss/D"] = loss_D.item()
-                stats["acc/D"] = _acc(real_out, fake_out)
-                if loss_C is not None:
-                    stats["loss/C"] = loss_C.item()
-                    stats["acc/C"] = accuracy(real_out.spectral, fake_out.spectral)
-
-            # ---- G step (through an unwrapped, frozen D: no gradient accumulates in D)
-            loss_G = lc["l1"] * l1_loss(fake_full.float(), clear_full)
-            stats["loss/G_L1"] = loss_G.item() / max(lc["l1"], 1e-12)
-            if D is not None:
-                D.requires_grad_(False)
-                with autocast(device, use_amp):
-                    adv = g_loss(D(fake, cond=hazy), lc["gan"])
-                D.requires_grad_(True)
-                loss_G = loss_G + lc["adv"] * adv
-                stats["loss/G_adv"] = adv.item()
-            if lc["spectral_reg"]:
-                reg = spectral_regularizer(fake, clear, paired=True)
-                loss_G = loss_G + lc["spectral_reg"] * reg
-                stats["loss/G_spec"] = reg.item()
-            if sup_asm:  # the physical decomposition: A and t are not identifiable from J alone
-                err_A = (A.float().flatten(1) - batch["A"].to(device)).abs().mean()
-                err_t = (t.float() - t_true).abs().mean()
-                loss_G = loss_G + lc["airlight"] * err_A + lc["transmission"] * err_t
-                stats["loss/G_A"], stats["loss/G_t"] = err_A.item(), err_t.item()
-            optG.zero_grad(set_to_none=True)
-            scaler.scale(loss_G).backward()
-            scaler.step(optG)
-            scaler.update()
-            stats["loss/G"] = loss_G.item()
-            ema_update(G_ema, G, tc["ema"] if step >= tc["ema_start"] else 0.0)
-
-            done = step + 1
-            bar.update(1)
-            if done % cfg["log"]["every"] == 0 or done == tc["steps"]:
-                now = time.perf_counter()
-                stats["time/step_s"] = (now - t_last) / cfg["log"]["every"]
-                stats["lr/G"] = optG.param_groups[0]["lr"]
-                if optD is not None:
-                    stats["lr/D"] = optD.param_groups[0]["lr"]
-                t_last = now
-                row = dist.all_reduce_mean(stats, env)
-                run.logger.scalars(done, row)
-                bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in row.items() if k.startswith("loss/")})
-            is_val = val_sets and (done % cfg["val"]["every"] == 0 or done == tc["steps"])
-            if is_val:
-                v = validate(G_ema, val_sets, device, cfg["val"]["grid_images"])
-                last_val = v["scalars"]
-                run.logger.scalars(done, last_val, prefix="val")
-                run.logger.figure("val/spectrum", spectrum_figure(v["curves"], done), done)
-                from torchvision.utils import make_grid
-
-                run.logger.image("val/hazy_output_gt", make_grid(v["grid"], nrow=3, padding=2), done)
-                bar.write(f"step {done}: " + "  ".join(f"{k} {x:.3f}" for k, x in last_val.items()
-                                                       if k.endswith(("/psnr", "/ssim", "psnr_hazy"))))
-            is_best = bool(is_val) and last_val.get("psnr", -math.inf) > best
-            best = max(best, last_val.get("psnr", -math.inf)) if is_val else best
-            if run.end_step(done, tc["steps"], cfg["log"]["ckpt_every"],
-                            partial(_state, cfg, done, G, D, G_ema, optG, optD, scaler, best, last_val),
-                            best=is_best, snapshot_every=cfg["log"]["snapshot_every"], say=bar.write):
-                break
-        bar.close()
+        last_val = _loop(cfg, run, m, batches, val_sets, start, best, last_val)
     dist.cleanup()
     return last_val
 
 
-def _acc(real_out, fake_out) -> float:
-    if isinstance(real_out, torch.Tensor):
-        return accuracy(real_out, fake_out)
-    return accuracy(real_out.combined, fake_out.combined, real_out.space)
+def _loop(cfg: dict, run: Run, m: Models, batches, val_sets: dict, start: int, best: float, last_val: dict) -> dict:
+    """Steps ``start`` .. ``train.steps``: LR schedule, D and G phases, EMA, logs, validation, checkpoints."""
+    tc, env = cfg["train"], run.env
+    Gd = dist.wrap_ddp(TwoScale(m.G) if cfg["data"]["two_scale"] else m.G, env)
+    Dd = dist.wrap_ddp(m.D, env) if m.D is not None else None
+    loss_fn = build_g_loss(cfg, m.D, env.device)
+    bar, meter = progress(tc["steps"], start, env.is_main), Meter()
+    for step in range(start, tc["steps"]):
+        scale = linear_decay(step, tc["steps"], int(tc["decay_start"] * tc["steps"]))
+        m.set_lr(tc["lr_G"] * scale, tc["lr_D"] * scale)
+        meter.add(train_step(m, Gd, Dd, next(batches), cfg, loss_fn))
+        m.ema.update(m.G, step)
+        meter.step()
+        bar.update(1)
+        done = step + 1
+        if done % cfg["log"]["every"] == 0 or done == tc["steps"]:
+            lrs = {"lr/G": m.optG.param_groups[0]["lr"]} | ({"lr/D": m.optD.param_groups[0]["lr"]} if m.optD else {})
+            run.log(done, meter.pop() | lrs, bar)
+        is_val = bool(val_sets) and (done % cfg["val"]["every"] == 0 or done == tc["steps"])
+        if is_val:
+            v = validate(m.ema.module, val_sets, env.device, cfg["val"]["grid_images"])
+            last_val = log_validation(run, v, done, bar.write)
+        is_best = is_val and last_val["psnr"] > best
+        best = max(best, last_val["psnr"]) if is_val else best
+        if run.end_step(done, tc["steps"], cfg["log"]["ckpt_every"],
+                        partial(m.state, cfg, done, best_psnr=best, metrics=last_val),
+                        best=is_best, snapshot_every=cfg["log"]["snapshot_every"], say=bar.write):
+            break
+    bar.close()
+    return last_val
 
 
-def _state(cfg, step, G, D, G_ema, optG, optD, scaler, best, metrics) -> dict:
-    return {
-        "step": step, "config": cfg, "G_config": G.config, "G": G.state_dict(), "G_ema": G_ema.state_dict(),
-        "D": D.state_dict() if D is not None else None, "optG": optG.state_dict(),
-        "optD": optD.state_dict() if optD is not None else None, "scaler": scaler.state_dict(),
-        "best_psnr": best, "metrics": metrics, "rng": rng_state(),
-    }
+def _start(state: dict | None, cfg: dict, m: Models, path) -> tuple[int, float, dict]:
+    """(first step, best validation PSNR, last validation scalars): from the checkpoint to resume,
+    else from step 0 (after a warm start from ``train.init`` when set)."""
+    if state is not None:
+        m.load(state, path)
+        return int(state["step"]), float(state["best_psnr"]), state.get("metrics") or {}
+    if cfg["train"]["init"]:
+        _warm_start(cfg["train"]["init"], cfg["mode"], m)
+    return 0, -math.inf, {}
 
 
-def _warm_start(init, mode: str, G, D, G_ema) -> None:
+def _warm_start(init, mode: str, m: Models) -> None:
     """``train.init``: G and G_ema from the averaged (EMA) weights of an earlier run's checkpoints, D (and C)
     from the last of them when it was trained in the same mode; optimisers and step start afresh."""
     from dehaze.errors import CheckpointError
     from dehaze.nets import average_generators, weight_layout
-    from dehaze.train.checkpoint import load_checkpoint
+    from dehaze.train.checkpoint import load_checkpoint, load_state_dict_checked
 
     paths = [init] if isinstance(init, str) else list(init)
     src, meta = average_generators(paths)
-    if weight_layout(meta["G_config"]) != weight_layout(G.config):  # t_refine may differ: it has no weights
+    if weight_layout(meta["G_config"]) != weight_layout(m.G.config):  # t_refine may differ: it has no weights
         raise CheckpointError(f"train.init: {paths[-1]} has another generator ({meta['G_config']}) than "
-                              f"the config's ({G.config})")
-    G.load_state_dict(src.state_dict())
-    G_ema.load_state_dict(src.state_dict())
-    if D is not None:
+                              f"the config's ({m.G.config})")
+    m.G.load_state_dict(src.state_dict())
+    m.ema.reset(m.G)
+    if m.D is not None:
         last = load_checkpoint(paths[-1])
         if last.get("D") is not None and (last.get("config") or {}).get("mode") == mode:
-            load_state_dict_checked(D, last["D"], "discriminator", paths[-1])
-
-
-def _restore(state, G, D, G_ema, optG, optD, scaler, path) -> tuple[int, float]:
-    from dehaze.errors import CheckpointError
-
-    if state.get("G_config") != G.config:
-        raise CheckpointError(f"{path}: the checkpoint's generator ({state.get('G_config')}) differs from "
-                              f"the config's ({G.config})")
-    if (state.get("D") is None) != (D is None):
-        raise CheckpointError(f"{path}: the checkpoint's mode ({state['config']['mode']}) has a different "
-                              "discriminator setup than this config's")
-    load_state_dict_checked(G, state["G"], "generator", path)
-    load_state_dict_checked(G_ema, state["G_ema"], "EMA generator", path)
-    if D is not None:
-        load_state_dict_checked(D, state["D"], "discriminator", path)
-        optD.load_state_dict(state["optD"])
-    optG.load_state_dict(state["optG"])
-    scaler.load_state_dict(state["scaler"])
-    set_rng_state(state["rng"])
-    return int(state["step"]), float(state["best_psnr"])
+            load_state_dict_checked(m.D, last["D"], "discriminator", paths[-1])
 
 
 # ---------------------------------------------------------------------------------------- CLI

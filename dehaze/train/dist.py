@@ -1,8 +1,12 @@
-"""Devices, seeds and (optional) multi-process training with torchrun + DistributedDataParallel.
+"""Devices, seeds, the step-indexed batch sampler and (optional) multi-process training with
+torchrun + DistributedDataParallel.
 
 ``torchrun --nproc_per_node=N training/train_dehaze.py ...`` sets RANK, WORLD_SIZE and
 LOCAL_RANK; :func:`setup` reads them, picks NCCL on CUDA and Gloo on the CPU, and binds
 each process to its GPU. Without torchrun everything is a single process.
+
+:class:`StepBatchSampler` makes the batch of step ``s`` a pure function of ``(seed, s)``, so a
+resumed run sees exactly the batches the uninterrupted run would have seen (both trainers).
 """
 
 from __future__ import annotations
@@ -11,11 +15,12 @@ import os
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as tdist
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from dehaze.errors import ConfigError
 
@@ -109,30 +114,74 @@ def all_reduce_mean(values: dict[str, float], env: DistEnv) -> dict[str, float]:
     return dict(zip(keys, t.tolist()))
 
 
-def make_loader(dataset: Dataset, batch_size: int, env: DistEnv, workers: int = 2, seed: int = 0,
-                drop_last: bool = True) -> DataLoader:
-    """A shuffling loader: a DistributedSampler across ranks, a seeded RandomSampler otherwise.
+class StepBatchSampler(Sampler):
+    """Index lists per training step; the batch of step ``s`` depends only on ``(seed, s)``.
 
-    ``batch_size`` is per process. Worker processes are kept alive between epochs.
+    Each epoch is a fresh permutation (seeded by ``seed`` and the epoch); the last partial
+    global batch of an epoch is dropped. With several processes, step ``s``'s global batch of
+    ``batch·world`` indices is split into ``world`` consecutive slices. With ``with_epoch`` the
+    sampler yields ``(index, epoch)`` keys instead of indices, for data sets whose random draws
+    (crops, haze) depend on the epoch (:mod:`dehaze.data`): the items are then a pure function
+    of the step as well, in DataLoader workers too.
+
+    Example:
+        >>> s = StepBatchSampler(10, batch=4, seed=0, start_step=1, steps=2)
+        >>> [len(b) for b in s]
+        [4, 4]
+        >>> list(StepBatchSampler(10, 4, 0, start_step=1, steps=1)) == [list(s)[0]]
+        True
+        >>> StepBatchSampler(10, 4, 0, start_step=2, steps=1, with_epoch=True).indices(2)[0][1]  # 2 steps per epoch
+        1
     """
-    if len(dataset) < batch_size * env.world_size and drop_last:
-        raise ConfigError(f"the data set has {len(dataset)} samples, fewer than one batch "
-                          f"({batch_size} x {env.world_size} processes)")
-    if env.distributed:
-        sampler = DistributedSampler(dataset, num_replicas=env.world_size, rank=env.rank, shuffle=True,
-                                     seed=seed, drop_last=drop_last)
-    else:
-        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      drop_last=drop_last, pin_memory=env.device.type == "cuda",
-                      persistent_workers=workers > 0)
+
+    def __init__(self, n: int, batch: int, seed: int = 0, start_step: int = 0, steps: int | None = None,
+                 rank: int = 0, world: int = 1, with_epoch: bool = False):
+        self.global_batch = batch * world
+        if n < self.global_batch:
+            raise ConfigError(f"the data set has {n} samples, fewer than one batch ({batch} x {world} processes)")
+        self.n, self.batch, self.seed, self.rank = n, batch, int(seed), rank
+        self.start, self.steps, self.with_epoch = int(start_step), steps, with_epoch
+        self.per_epoch = n // self.global_batch
+        self._perm: tuple[int, torch.Tensor] | None = None
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        if self._perm is None or self._perm[0] != epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm = (epoch, torch.randperm(self.n, generator=g))
+        return self._perm[1]
+
+    def indices(self, step: int) -> list:
+        """This process's indices (or ``(index, epoch)`` keys) for ``step``."""
+        epoch, k = divmod(step, self.per_epoch)
+        lo = k * self.global_batch + self.rank * self.batch
+        idx = self._permutation(epoch)[lo:lo + self.batch].tolist()
+        return [(i, epoch) for i in idx] if self.with_epoch else idx
+
+    def __iter__(self):
+        s = self.start
+        while self.steps is None or s < self.start + self.steps:
+            yield self.indices(s)
+            s += 1
+
+    def __len__(self) -> int:
+        if self.steps is None:
+            raise TypeError("an endless StepBatchSampler has no length")
+        return self.steps
 
 
-def infinite(loader: DataLoader, start_epoch: int = 0) -> Iterator:
-    """Yield batches forever, telling a DistributedSampler which epoch it is."""
-    epoch = start_epoch
-    while True:
-        if isinstance(loader.sampler, DistributedSampler):
-            loader.sampler.set_epoch(epoch)
-        yield from loader
-        epoch += 1
+def step_batches(dataset: Dataset, batch: int, env: DistEnv, seed: int, start_step: int = 0, workers: int = 0,
+                 rng: dict[str, Any] | None = None, with_epoch: bool = False) -> Iterator:
+    """Endless batches from step ``start_step`` on (:class:`StepBatchSampler`), and the random stream
+    of the training steps: seeded per rank and per (re)start, or, for a single process resuming,
+    ``rng`` (a checkpoint's :func:`~dehaze.train.checkpoint.rng_state`) restored, so the run continues
+    exactly as the uninterrupted one would have.
+    """
+    from dehaze.train.checkpoint import set_rng_state
+
+    seed_all(int(seed) * 1000 + int(start_step), env.rank)
+    sampler = StepBatchSampler(len(dataset), batch, seed, start_step, None, env.rank, env.world_size, with_epoch)
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=env.device.type == "cuda")
+    batches = iter(loader)  # (draws the workers' base seed from the stream just seeded)
+    if rng is not None and env.world_size == 1:
+        set_rng_state(rng)
+    return batches

@@ -4,7 +4,8 @@ import torch
 from PIL import Image
 
 from dehaze.errors import ConfigError, InputError
-from dehaze.gan.data import ImageFolder, StepBatchSampler, load_dataset
+from dehaze.gan.data import ImageFolder, load_dataset
+from dehaze.train.dist import StepBatchSampler
 
 
 def test_image_folder_reads_class_subfolders(tiny_images):
@@ -49,3 +50,6 @@ def test_step_sampler_is_a_function_of_the_step():
     assert r0 + r1 == batches[5] and not set(r0) & set(r1)
     with pytest.raises(ConfigError, match="fewer than one batch"):
         StepBatchSampler(5, 4, world=2)
+    keyed = list(StepBatchSampler(50, 8, 3, steps=20, with_epoch=True))  # (index, epoch) for the dehazing data
+    assert [[i for i, _ in b] for b in keyed] == batches
+    assert {e for _, e in keyed[5]} == {0} and {e for _, e in keyed[6]} == {1}  # 6 steps per epoch
