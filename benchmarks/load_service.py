@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-STAND_IN = dict(width=32, depth=5, max_width=256, norm="batch")  # training/configs/default.yaml model.G
+STAND_IN = dict(width=32, depth=5, max_width=256, norm="batch")  # dehaze/train/defaults.yaml model.G
 
 
 def stand_in_model(folder: Path) -> Path:

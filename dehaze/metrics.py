@@ -7,8 +7,8 @@ Two implementations of the same three definitions, one per use:
   (``dehaze eval``, :mod:`dehaze.evaluation`, model cards) and import no torch, so they run in the
   base install.
 - **torch** (:func:`psnr`, :func:`ssim`, :func:`spectral_distance`): ``(B, C, H, W)`` tensors in
-  ``[0, 1]`` on any device, per-image values ``(B,)``, differentiable. Used by *training*: the SSIM
-  loss (:func:`dehaze.losses.ssim_loss`) and the trainer's validation on the training device.
+  ``[0, 1]`` on any device, per-image values ``(B,)``, differentiable. Used by *training*: the
+  trainer's validation on the training device.
   torch and kornia are imported when one of them is first called, not with this module.
 
 The two agree to 1e-4 (``tests/test_metrics.py``): the same Gaussian SSIM window (kornia's

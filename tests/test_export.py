@@ -192,24 +192,6 @@ def test_export_refuses_to_average_different_generators(exported, tmp_path, caps
     assert not (tmp_path / "m.onnx").exists()
 
 
-def test_export_prior_airlight_head_keeps_parity(tmp_path):
-    """The dark-channel statistics (min/max pooling, softmax) export and match PyTorch."""
-    torch.manual_seed(2)
-    G = UNetGenerator(width=4, depth=3, head="asm", airlight_head="prior").eval()
-    torch.nn.init.normal_(G.airlight[-1].weight, std=0.3)
-    torch.save({"G": G.state_dict(), "G_config": G.config, "config": {}, "step": 1, "metrics": {}},
-               tmp_path / "prior.pt")
-    out = tmp_path / "prior.onnx"
-    assert main(["export", str(tmp_path / "prior.pt"), "-o", str(out)]) == 0
-    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    x = torch.rand(2, 3, 37, 52) * 2 - 1
-    t, used = sess.run(None, {"input": x.numpy(), "airlight": -np.ones((2, 3), np.float32)})
-    with torch.inference_mode():
-        ref, A = G.haze(x)
-    assert np.abs(t - ref.numpy()).max() < 1e-4 and np.allclose(used, A.flatten(1).numpy(), atol=1e-5)
-    assert np.ptp(used) > 1e-3  # the estimate depends on the photo, not only on the bias
-
-
 def test_export_t_refine_sets_the_two_scale_guided_filter(tmp_path, capsys):
     """--t-refine adds the guided filter on t to a model trained without it: the card's G_config and
     two_scale settings record it, and the Dehazer's output matches PyTorch's with the filter."""
