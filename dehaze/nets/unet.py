@@ -20,8 +20,7 @@ def guided_upsample(t: torch.Tensor, image: torch.Tensor, guide: torch.Tensor, r
     The guided filter's linear coefficients ``a, b`` of t against ``image``'s grey level (channel
     mean) are computed at ``image``'s size (box filters with replicated borders), upsampled
     bilinearly and applied to ``guide``'s grey level: ``t = a·grey(guide) + b``. At equal sizes this
-    is the guided filter itself. Differentiable: training can put the loss on the full-size output
-    (``data.two_scale``). NumPy twin for inference: :func:`dehaze.twoscale.fit_haze` and
+    is the guided filter itself. NumPy twin for inference: :func:`dehaze.twoscale.fit_haze` and
     :func:`dehaze.twoscale.apply_haze` (tested equal).
 
     Args:
@@ -305,29 +304,3 @@ class UNetGenerator(nn.Module):
         y = (xp + y).clamp(-1, 1) if self.residual else torch.tanh(y)
         return y[..., :h, :w]
 
-
-class TwoScale(nn.Module):
-    """An ``asm``-head generator used in two scales, as inference runs it (:mod:`dehaze.twoscale`).
-
-    ``forward(x, full)``: the network sees ``x`` (the working copy, [-1, 1]); its t is brought to
-    ``full``'s size by :func:`guided_upsample` (the generator's ``t_refine`` radius and eps) and the
-    scattering model is inverted at full size. Returns the full-size image in [-1, 1], the raw t at
-    the working size and A (B, 3, 1, 1). A module, so DDP wraps it like the generator.
-
-    Example:
-        >>> G = UNetGenerator(width=4, depth=3, head="asm", t_refine=2)
-        >>> [tuple(v.shape) for v in TwoScale(G)(torch.zeros(1, 3, 16, 24), torch.zeros(1, 3, 32, 48))]
-        [(1, 3, 32, 48), (1, 1, 16, 24), (1, 3, 1, 1)]
-    """
-
-    def __init__(self, G: UNetGenerator):
-        super().__init__()
-        if G.head != "asm":
-            raise ValueError("two-scale training needs head='asm'")
-        self.G = G
-
-    def forward(self, x: torch.Tensor, full: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        t, A = self.G.haze(x)
-        image, image_full = (x + 1) / 2, (full + 1) / 2
-        t_full = guided_upsample(t, image, image_full, self.G.t_refine, self.G.t_refine_eps, self.G.t_min)
-        return ((image_full - A) / t_full + A).clamp(0, 1) * 2 - 1, t, A

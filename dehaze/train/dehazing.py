@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from dehaze.errors import ConfigError, run_reporting_errors
 from dehaze.losses import (
@@ -53,7 +52,6 @@ from dehaze.nets import (
     build_spectral_classifier,
     count_parameters,
 )
-from dehaze.nets.unet import TwoScale
 from dehaze.spectral import azimuthal_spectrum
 from dehaze.train import dist
 from dehaze.train.config import load_config, read_defaults
@@ -69,7 +67,7 @@ DEFAULTS: dict = read_defaults("dehaze.train")
 # Settings that were removed (docs/ablation.md, "Removed experiments") -> the value that meant "off":
 # the config.yaml of older runs still loads when it has them at that value.
 RETIRED = {"model.G.airlight_head": "mean", "model.C.hidden": 0, "loss.ssim": 0.0, "loss.freq_l1": 0.0,
-           "loss.d_transform": "none", "loss.hf_radius": 0.25}
+           "loss.d_transform": "none", "loss.hf_radius": 0.25, "data.two_scale": 0}
 
 
 def read_config(path: str | Path | None, overrides=()) -> dict:
@@ -110,13 +108,6 @@ def check_config(cfg: dict) -> None:
     if not (isinstance(sc, list) and len(sc) == 2 and all(isinstance(v, int | float) for v in sc)
             and 0 < sc[0] <= sc[1] <= 1):
         raise ConfigError(f"data.scale={sc} must be [low, high] with 0 < low <= high <= 1")
-    k = cfg["data"]["two_scale"]
-    if isinstance(k, bool) or not isinstance(k, int) or k < 0 or k == 1:
-        raise ConfigError(f"data.two_scale must be 0 (off) or a whole factor >= 2, got {k!r}")
-    if k and cfg["model"]["G"]["head"] != "asm":
-        raise ConfigError("data.two_scale needs model.G.head=asm (t is what is brought to full size)")
-    if k and cfg["data"]["paired"]:
-        raise ConfigError("data.two_scale works on synthetic haze only (data.clean), not data.paired")
     m = 2 ** int(cfg["model"]["G"]["depth"])
     if cfg["data"]["crop"] % m:
         raise ConfigError(f"data.crop={cfg['data']['crop']} must be a multiple of 2**depth = {m}")
@@ -138,7 +129,7 @@ def build_train_set(cfg: dict):
     d = cfg["data"]
     parts = []
     if d["clean"]:
-        parts.append(SyntheticHazeDataset(d["clean"], d["crop"] * max(1, d["two_scale"]), build_haze(d["haze"]),
+        parts.append(SyntheticHazeDataset(d["clean"], d["crop"], build_haze(d["haze"]),
                                           samples_per_epoch=d["samples_per_epoch"], seed=cfg["seed"],
                                           cache=d["cache"], with_asm=asm_supervised(cfg),
                                           scale=tuple(d["scale"])))
@@ -222,17 +213,13 @@ def build_models(cfg: dict, device: torch.device) -> Models:
 class Pass:
     """One forward of G on a batch: what the D and G steps and the loss terms read.
 
-    ``hazy``, ``clear`` and ``fake`` are at the working size (what D judges); ``fake_full`` and
-    ``clear_full`` are what the reconstruction loss compares: the full-size output and ground truth
-    with ``data.two_scale``, else the same tensors. ``t``, ``A`` (G's) and ``t_true``, ``A_true``
-    (the synthesised ones) only when the ``asm`` head is supervised.
+    ``t``, ``A`` (G's) and ``t_true``, ``A_true`` (the synthesised ones) only when the ``asm`` head
+    is supervised.
     """
 
     hazy: torch.Tensor
     clear: torch.Tensor
     fake: torch.Tensor
-    fake_full: torch.Tensor
-    clear_full: torch.Tensor
     t: torch.Tensor | None = None
     A: torch.Tensor | None = None
     t_true: torch.Tensor | None = None
@@ -240,27 +227,19 @@ class Pass:
 
 
 def generator_forward(Gd: torch.nn.Module, batch: dict, cfg: dict, device: torch.device) -> Pass:
-    """G's forward, once per step (D's step sees it detached). With ``data.two_scale`` = k, as in
-    inference: G sees the crop shrunk k times, its t is guided-upsampled (:class:`TwoScale`) and the
-    output is full size; D judges it shrunk back."""
-    k, sup, amp = cfg["data"]["two_scale"], asm_supervised(cfg), bool(cfg["amp"])
+    """G's forward, once per step (D's step sees it detached)."""
+    sup, amp = asm_supervised(cfg), bool(cfg["amp"])
     hazy, clear = batch["hazy"].to(device, non_blocking=True), batch["clear"].to(device, non_blocking=True)
     t_true = batch["t"].to(device) if sup else None
     A_true = batch["A"].to(device) if sup else None
-    if k:
-        small, clear_small = F.avg_pool2d(hazy, k), F.avg_pool2d(clear, k)
-        with autocast(device, amp):
-            fake_full, t, A = Gd(small, hazy)
-        return Pass(small, clear_small, F.avg_pool2d(fake_full, k), fake_full, clear, t, A,
-                    F.avg_pool2d(t_true, k) if sup else None, A_true)
     with autocast(device, amp):
         fake, t, A = Gd(hazy, return_asm=True) if sup else (Gd(hazy), None, None)
-    return Pass(hazy, clear, fake, fake, clear, t, A, t_true, A_true)
+    return Pass(hazy, clear, fake, t, A, t_true, A_true)
 
 
 # the generator's loss terms: config weight (loss.NAME) -> (logged as loss/..., the term of a Pass)
 G_TERMS = {
-    "l1": "G_L1",  # L1 to the ground truth (at full size with data.two_scale)
+    "l1": "G_L1",  # L1 to the ground truth
     "adv": "G_adv",  # adversarial, through the frozen D
     "spectral_reg": "G_spec",  # BCE between the azimuthal spectra of output and ground truth
     "airlight": "G_A",  # asm head: L1 of A to the synthesised airlight
@@ -278,7 +257,7 @@ def build_g_loss(cfg: dict, D: torch.nn.Module | None, device: torch.device) -> 
             return g_loss(D(p.fake, cond=p.hazy), gan)
 
     terms = {
-        "l1": lambda p: l1_loss(p.fake_full.float(), p.clear_full),
+        "l1": lambda p: l1_loss(p.fake.float(), p.clear),
         "adv": adversarial,
         "spectral_reg": lambda p: spectral_regularizer(p.fake, p.clear, paired=True),
         "airlight": lambda p: (p.A.float().flatten(1) - p.A_true).abs().mean(),
@@ -442,7 +421,7 @@ def train(cfg: dict, resume: bool | str = False) -> dict:
 def _loop(cfg: dict, run: Run, m: Models, batches, val_sets: dict, start: int, best: float, last_val: dict) -> dict:
     """Steps ``start`` .. ``train.steps``: LR schedule, D and G phases, EMA, logs, validation, checkpoints."""
     tc, env = cfg["train"], run.env
-    Gd = dist.wrap_ddp(TwoScale(m.G) if cfg["data"]["two_scale"] else m.G, env)
+    Gd = dist.wrap_ddp(m.G, env)
     Dd = dist.wrap_ddp(m.D, env) if m.D is not None else None
     loss_fn = build_g_loss(cfg, m.D, env.device)
     bar, meter = progress(tc["steps"], start, env.is_main), Meter()

@@ -135,26 +135,6 @@ def test_asm_head_supervised_with_synthesised_airlight_and_transmission(data, tm
     assert ckpt["G_config"]["t_refine"] == 2 and ckpt["G_config"]["t_refine_eps"] == 0.5
 
 
-def test_two_scale_training_puts_the_loss_on_the_full_size_output(data, tmp_path, monkeypatch):
-    """data.two_scale=2: 64-px crops, G sees them at 32 px, its t is guided-upsampled, L1 at 64 px."""
-    from dehaze.nets.unet import TwoScale
-
-    G = ("{width: 4, depth: 3, max_width: 16, norm: batch, dropout: 0.0, upsample: bilinear, residual: false, "
-         "head: asm, t_min: 0.05, t_refine: 2, t_refine_eps: 0.01}")
-    seen = []
-    forward = TwoScale.forward
-    monkeypatch.setattr(TwoScale, "forward", lambda self, x, full: seen.append((x.shape, full.shape))
-                        or forward(self, x, full))
-    train(tiny_cfg(data, tmp_path / "ts", "ssd-phase", steps=2,
-                   **{"model.G": G, "data.two_scale": 2, "loss.transmission": 5.0}))
-    assert seen and all(x[-2:] == (32, 32) and full[-2:] == (64, 64) for x, full in seen)
-    assert torch.load(tmp_path / "ts" / "last.pt", weights_only=False)["step"] == 2
-    with pytest.raises(ConfigError, match="two_scale"):
-        train(tiny_cfg(data, tmp_path / "bad", "l1", **{"data.two_scale": 2}))  # image head
-    with pytest.raises(ConfigError, match="two_scale"):
-        train(tiny_cfg(data, tmp_path / "bad", "l1", **{"model.G": G, "data.two_scale": 1}))
-
-
 def _sd_equal(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
