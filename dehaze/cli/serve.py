@@ -165,31 +165,12 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
 
 def run(args: argparse.Namespace) -> int:
     import logging
+    from dataclasses import fields
 
     from service.app import create_app, make_server
     from service.settings import Settings
 
-    names = (
-        "host",
-        "port",
-        "model",
-        "method",
-        "device",
-        "providers",
-        "threads",
-        "tile",
-        "max_upload_bytes",
-        "max_pixels",
-        "concurrency",
-        "queue",
-        "read_timeout",
-        "header_timeout",
-        "max_connections",
-        "haze_cache_mb",
-        "haze_cache_ttl",
-        "warmup",
-        "log_level",
-    )
+    names = [f.name for f in fields(Settings)]  # every setting has an option of the same name
     settings = Settings.from_env(**{n: getattr(args, n, None) for n in names})
     sock = listen_socket(settings.host, settings.port)  # before the model loads: a taken port fails at once
     try:

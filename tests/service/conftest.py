@@ -71,18 +71,30 @@ def start_server(
     with open(log, "wb") as f:
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO, env=full_env)
     server = Server(proc, port, log)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def exited() -> None:
         if proc.poll() is not None:
             raise RuntimeError(f"dehaze serve exited with {proc.returncode}:\n{server.output()}")
-        try:
-            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
+
+    if wait_ready(server.url, timeout, check=exited):
+        return server
     server.stop()
     raise RuntimeError(f"dehaze serve was not ready within {timeout}s:\n{server.output()}")
+
+
+def wait_ready(url: str, timeout: float, check=lambda: None) -> bool:
+    """Poll ``url/readyz`` until it answers 200 (True) or ``timeout`` seconds pass (False);
+    ``check()`` runs before each poll and may raise (e.g. the server process died)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        check()
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    return False
 
 
 class AppServer:
@@ -112,14 +124,8 @@ def start_app(app, timeout: float = 60) -> AppServer:
     """Serve ``app`` on a free loopback port in a thread and wait until ``/readyz`` is 200."""
     s = AppServer(app, free_port())
     s.thread.start()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{s.url}/readyz", timeout=2).status_code == 200:
-                return s
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
+    if wait_ready(s.url, timeout):
+        return s
     s.stop()
     raise RuntimeError(f"the app was not ready within {timeout}s")
 

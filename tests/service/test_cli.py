@@ -128,3 +128,14 @@ def test_connection_settings_and_no_test_hook():
     with pytest.raises(ConfigError, match="max_connections must be at least 1"):
         Settings(max_connections=0)
     assert "test_delay" not in {f.name for f in fields(Settings)}  # no test hook in production settings
+
+
+def test_every_setting_is_a_serve_option():
+    """`dehaze serve` passes each Settings field by name: each must be an option (or the run ignores it)."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    serve_cli.add_parser(parser.add_subparsers(), "serve")
+    args = parser.parse_args(["serve", "--haze-cache-mb", "0", "--haze-cache-ttl", "30"])
+    assert {f.name for f in fields(Settings)} <= set(vars(args))
+    assert (args.haze_cache_mb, args.haze_cache_ttl) == (0, 30.0)

@@ -48,10 +48,23 @@ def open_page(browser, url: str):
 
 
 @pytest.fixture(scope="module")
-def page(browser, server):
-    context, pg = open_page(browser, server.url)
-    yield pg
-    context.close()
+def pages(browser):
+    """One page per server URL, opened on first use and closed with the module."""
+    opened = {}
+
+    def get(url: str):
+        if url not in opened:
+            opened[url] = open_page(browser, url)
+        return opened[url][1]
+
+    yield get
+    for context, _ in opened.values():
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def page(pages, server):
+    return pages(server.url)
 
 
 def test_upload_see_result_and_download(page, server, svc, tmp_path):
@@ -112,10 +125,8 @@ def test_errors_are_shown_in_plain_words(page, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def asm_page(browser, asm_server):
-    context, pg = open_page(browser, asm_server.url)
-    yield pg
-    context.close()
+def asm_page(pages, asm_server):
+    return pages(asm_server.url)
 
 
 def test_strength_slider_changes_the_preview_without_a_new_upload(asm_page, asm_server, svc, tmp_path):
