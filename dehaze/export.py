@@ -266,8 +266,6 @@ def export_onnx(
     """
     import onnx
 
-    from dehaze.nets import average_generators, count_parameters, load_generator
-
     if not 32 <= working_size <= 4096:
         raise ConfigError(f"working_size must be in 32..4096 pixels, got {working_size}")
     if opset < MIN_OPSET:
@@ -276,6 +274,30 @@ def export_onnx(
     if out_path.suffix.lower() != ".onnx":
         raise ConfigError(f"the output file must end in .onnx, got {out_path.name}")
     sources = [Path(c) for c in checkpoint] if isinstance(checkpoint, (list, tuple)) else [Path(checkpoint)]
+    G, meta = _generator_to_export(sources, prefer_ema, t_refine, t_refine_eps)
+    asm = getattr(G, "head", None) == "asm"
+    model = _to_onnx(G, asm, opset)
+    _add_metadata(model, out_path.stem, G, meta, asm, working_size)
+    data = model.SerializeToString()
+    onnx.checker.check_model(model)
+
+    with atomic_file(out_path) as f:  # a failed parity check leaves no file behind
+        f.write(data)
+        f.flush()
+        max_err = parity_check(f.name, G) if check else None
+
+    card = _model_card(out_path, G, meta, sources, asm, working_size, opset, max_err, check)
+    write_card(out_path.with_suffix(".json"), card)
+    return card
+
+
+def _generator_to_export(
+    sources: list[Path], prefer_ema: bool, t_refine: int | None, t_refine_eps: float
+) -> tuple[nn.Module, dict]:
+    """The generator to export and its checkpoint's metadata: one checkpoint, or several averaged;
+    ``t_refine`` (not None) sets the guided filter on t and is recorded in ``meta["G_config"]``."""
+    from dehaze.nets import average_generators, load_generator
+
     if len(sources) == 1:
         G, meta = load_generator(sources[0], prefer_ema=prefer_ema)
     else:
@@ -286,11 +308,14 @@ def export_onnx(
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         meta["G_config"] = dict(G.config)
-    steps = meta.get("steps") or [meta.get("step")]
-    m = int(G.multiple)
-    asm = getattr(G, "head", None) == "asm"
-    wrapped = PadToMultiple(HazeIO(G) if asm else G, m).eval()
+    return G, meta
 
+
+def _to_onnx(G: nn.Module, asm: bool, opset: int):
+    """``torch.onnx.export(..., dynamo=True)`` of ``G`` behind :class:`PadToMultiple` (and
+    :class:`HazeIO` for an ``asm`` head), with dynamic batch, height and width: the ModelProto."""
+    m = int(G.multiple)
+    wrapped = PadToMultiple(HazeIO(G) if asm else G, m).eval()
     batch = torch.export.Dim("batch", min=1, max=1024)
     height = torch.export.Dim("height", min=1, max=65536)
     width = torch.export.Dim("width", min=1, max=65536)
@@ -313,10 +338,14 @@ def export_onnx(
             )
     except Exception as exc:
         raise RuntimeError(f"ONNX export failed: {exc}\n{log.getvalue()}") from exc
-    model = program.model_proto
+    return program.model_proto
+
+
+def _add_metadata(model, name: str, G: nn.Module, meta: dict, asm: bool, working_size: int) -> None:
+    """The ONNX file's own metadata: name, multiple, input convention, G_config (and two_scale)."""
     card_meta = {
-        "name": out_path.stem,
-        "multiple": str(m),
+        "name": name,
+        "multiple": str(int(G.multiple)),
         "input": "input NCHW RGB float32 in [-1, 1]",
         "G_config": json.dumps(meta.get("G_config"), default=str),
         **({"two_scale": json.dumps(two_scale_settings(G, working_size))} if asm else {}),
@@ -324,16 +353,26 @@ def export_onnx(
     for key, value in card_meta.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
-    data = model.SerializeToString()
-    onnx.checker.check_model(model)
 
-    with atomic_file(out_path) as f:  # a failed parity check leaves no file behind
-        f.write(data)
-        f.flush()
-        max_err = parity_check(f.name, G) if check else None
 
+def _model_card(
+    out_path: Path,
+    G: nn.Module,
+    meta: dict,
+    sources: list[Path],
+    asm: bool,
+    working_size: int,
+    opset: int,
+    max_err: float | None,
+    check: bool,
+) -> dict:
+    """The model card of the file just written to ``out_path``."""
+    from dehaze.nets import count_parameters
+
+    m = int(G.multiple)
+    steps = meta.get("steps") or [meta.get("step")]
     config = meta.get("config")
-    card = {
+    return {
         "name": out_path.stem,
         "file": out_path.name,
         "sha256": sha256_file(out_path),
@@ -362,5 +401,3 @@ def export_onnx(
             "sizes": _parity_sizes(m) if check else [],
         },
     }
-    write_card(out_path.with_suffix(".json"), card)
-    return card

@@ -146,6 +146,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     metrics = Metrics()
     engine = Engine(settings, metrics)
+    app = FastAPI(
+        title="ssd-dehaze",
+        summary="Single-image dehazing: a U-Net trained with an SSD-GAN spectral discriminator.",
+        version="0.1.0",
+        docs_url=None,  # our own offline page below (the stock one loads its assets from a CDN)
+        redoc_url=None,
+        lifespan=_lifespan(engine),
+    )
+    app.state.settings, app.state.engine, app.state.metrics = settings, engine, metrics
+    install_handlers(app)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _page_routes(app)
+    _operations_routes(app, engine, metrics)
+    _models_route(app, engine, settings)
+    _dehaze_route(app, engine, settings)
+    _rerender_route(app, engine)
+    return app
+
+
+def _lifespan(engine: Engine):
+    """Load and warm up the model in the background at start-up; release it at shutdown."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -156,18 +178,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             task.cancel()
             engine.close()
 
-    app = FastAPI(
-        title="ssd-dehaze",
-        summary="Single-image dehazing: a U-Net trained with an SSD-GAN spectral discriminator.",
-        version="0.1.0",
-        docs_url=None,  # our own offline page below (the stock one loads its assets from a CDN)
-        redoc_url=None,
-        lifespan=lifespan,
-    )
-    app.state.settings, app.state.engine, app.state.metrics = settings, engine, metrics
-    install_handlers(app)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return lifespan
+
+
+def _page_routes(app: FastAPI) -> None:
+    """The web page and the offline API docs (not in the schema)."""
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -176,6 +191,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/docs", include_in_schema=False)
     async def docs() -> FileResponse:
         return FileResponse(STATIC / "docs.html", headers={"Cache-Control": "no-cache"})
+
+
+def _operations_routes(app: FastAPI, engine: Engine, metrics: Metrics) -> None:
+    """``/healthz``, ``/readyz`` and ``/metrics``."""
 
     @app.get("/healthz", summary="Liveness: the process answers", tags=["operations"])
     async def healthz() -> dict:
@@ -212,6 +231,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body, ctype = metrics.render()
         return Response(body, media_type=ctype)
 
+
+def _models_route(app: FastAPI, engine: Engine, settings: Settings) -> None:
+    """``/models``: what is loaded and the service limits."""
+
     @app.get("/models", summary="What is loaded, with its model card, and the service limits", tags=["model"])
     async def models() -> dict:
         return {
@@ -229,6 +252,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             },
             "formats": {"input": ["PNG", "JPEG", "TIFF", "WEBP", "BMP"], "output": ["PNG", "JPEG", "WEBP"]},
         }
+
+
+def _dehaze_route(app: FastAPI, engine: Engine, settings: Settings) -> None:
+    """``POST /dehaze``: restore an uploaded photo."""
 
     @app.post(
         "/dehaze",
@@ -279,6 +306,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 slot.release()
         return _image_response(r, filename, engine.model_name)
 
+
+def _rerender_route(app: FastAPI, engine: Engine) -> None:
+    """``GET /dehaze/{photo_id}``: render a recent upload again from its cached haze."""
+
     @app.get(
         "/dehaze/{photo_id}",
         summary="Restore a recent upload again at another strength, format or quality",
@@ -310,8 +341,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if not slot.handed_off:
                 slot.release()
         return _image_response(r, None, engine.model_name)
-
-    return app
 
 
 def _image_response(r, filename: str | None, model_name: str) -> Response:

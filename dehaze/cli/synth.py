@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -24,6 +22,7 @@ from tqdm import tqdm
 from dehaze.data import IMAGE_EXTENSIONS, clear_candidates, find_pairs, list_images, read_rgb
 from dehaze.errors import InputError
 from dehaze.haze import PRESETS, float01, haze_preset, synthesize_haze
+from dehaze.io import write_bytes_atomic
 
 
 def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
@@ -50,17 +49,6 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="write into an OUT_DIR that already holds pairs")
     p.set_defaults(run=run)
     return p
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _png(rgb01: np.ndarray) -> bytes:
@@ -117,13 +105,13 @@ def run(args: argparse.Namespace) -> int:
         clear = read_rgb(f)
         clear = float01(clear)
         clear = np.round(clear * 255.0) / 255.0  # what the 8-bit PNG will hold
-        _write_atomic(out / "clear" / f"{f.stem}.png", _png(clear))
+        write_bytes_atomic(out / "clear" / f"{f.stem}.png", _png(clear))
         for k in range(1, args.per_image + 1):
             hazy, meta = synthesize_haze(clear, rng, synth)
             name = f"{f.stem}_{k}.png"
-            _write_atomic(out / "hazy" / name, _png(hazy))
+            write_bytes_atomic(out / "hazy" / name, _png(hazy))
             lines.append(json.dumps({"hazy": f"hazy/{name}", "clear": f"clear/{f.stem}.png", **meta}))
-    _write_atomic(out / "meta.jsonl", ("\n".join(lines) + "\n").encode())
+    write_bytes_atomic(out / "meta.jsonl", ("\n".join(lines) + "\n").encode())
     pairs = find_pairs(out)  # the output must pair cleanly, as training will read it
     print(f"wrote {len(lines)} hazy images for {len(files)} photos to {out} ({len(pairs)} pairs)")
     return 0

@@ -126,3 +126,16 @@ def test_unreadable_photo_is_one_error_line(dehaze_main, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "broken.png" in err and err.count("\n") == 1
     assert not list((tmp_path / "out").rglob("*.png"))
+
+
+def test_a_failed_write_leaves_no_half_written_file(dehaze_main, clean, tmp_path, monkeypatch):
+    import dehaze.io
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(dehaze.io.os, "fsync", full_disk)  # fails after the bytes, before the rename
+    out = tmp_path / "out"
+    with pytest.raises(OSError, match="No space left"):
+        dehaze_main(["synth", str(clean), "-o", str(out)])
+    assert _tree(out) == []  # neither the image being written nor its temporary file
