@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from dehaze.errors import ConfigError, ParityError
 from dehaze.io import atomic_file, write_bytes_atomic
 
-__all__ = ["HazeIO", "PadToMultiple", "export_onnx", "parity_check", "sha256_file", "two_scale_settings", "write_card"]
+__all__ = ["HazeIO", "PadToMultiple", "export_onnx", "filter_settings", "parity_check", "sha256_file",
+           "two_scale_settings", "write_card"]
 
 MIN_OPSET = 18
 TOLERANCE = 1e-4
@@ -45,7 +46,9 @@ HAZE_IO = {
     "transmission": "output transmission: (N, 1, H, W) float32 in [t_min, 1], the network's raw t",
     "airlight_used": "output airlight_used: (N, 3) the atmospheric light",
 }
-DEFAULT_WORKING_SIZE = 256  # long side of the copy the network sees (benchmarks/bench_two_scale.py)
+DEFAULT_WORKING_SIZE = 384  # long side of the copy the network sees (benchmarks/bench_two_scale.py)
+DEFAULT_T_REFINE = 24  # guided filter on t: radius in working-size pixels, measured at DEFAULT_WORKING_SIZE
+DEFAULT_T_REFINE_EPS = 0.01  # and its regulariser in squared grey levels (models/dehaze-default.json)
 DEFAULT_T_FLOOR = 0.1  # lower bound of t^strength in the inversion (benchmarks/bench_real_photos.py)
 
 
@@ -114,6 +117,7 @@ def parity_check(
     sizes: list[tuple[int, int, int]] | None = None,
     tol: float = TOLERANCE,
     seed: int = 0,
+    refine: nn.Module | None = None,
 ) -> float:
     """Compare ONNX Runtime (CPU) with PyTorch on random inputs in [-1, 1].
 
@@ -122,6 +126,9 @@ def parity_check(
         G: the PyTorch generator (eval mode).
         sizes: ``(batch, H, W)`` inputs; default two sizes, one not a multiple of ``G.multiple``.
         tol: largest allowed absolute difference.
+        refine: ``asm`` models: the guided filter on t (:class:`~dehaze.nets.unet.GuidedUpsample`) the
+            card records; the two-scale inversion of the graph's t and A is compared with ``G.haze``
+            then ``refine`` then the inversion. Default: the default filter.
 
     Returns:
         The largest absolute difference over all sizes.
@@ -155,7 +162,7 @@ def parity_check(
             )
         err = float(np.abs(got - ref).max())
         if with_airlight:  # and the restored image: two-scale inversion of ONNX's t and A vs PyTorch's
-            err = max(err, _two_scale_error(G, x, outs))
+            err = max(err, _two_scale_error(G, refine or _default_refine(G), x, outs))
         if not np.isfinite(err) or err > tol:
             raise ParityError(
                 f"ONNX Runtime and PyTorch differ by {err:.3g} (> {tol:g}) on a {b}x3x{h}x{w} input; "
@@ -165,37 +172,62 @@ def parity_check(
     return worst
 
 
-def _two_scale_error(G: nn.Module, x: torch.Tensor, outs: list[np.ndarray]) -> float:
-    """Largest difference between PyTorch's restored image and the two-scale inversion
-    (:mod:`dehaze.twoscale`) of the graph's t and A, at the input's own size."""
+def _default_refine(G: nn.Module) -> nn.Module:
+    from dehaze.nets.unet import GuidedUpsample
+
+    return GuidedUpsample(DEFAULT_T_REFINE, DEFAULT_T_REFINE_EPS, G.t_min)
+
+
+def _two_scale_error(G: nn.Module, refine: nn.Module, x: torch.Tensor, outs: list[np.ndarray]) -> float:
+    """Largest difference between PyTorch's restored image (``G.haze``'s raw t, the guided filter
+    ``refine``, the inversion) and the two-scale inversion (:mod:`dehaze.twoscale`) of the graph's t
+    and A, at the input's own size."""
+    from dehaze.nets.unet import invert_scattering
     from dehaze.twoscale import apply_haze, fit_haze
 
     with torch.inference_mode():
-        ref = ((G(x, airlight=torch.from_numpy(outs[1])) + 1) / 2).permute(0, 2, 3, 1).numpy()
-    settings = two_scale_settings(G)
+        image = (x + 1) / 2
+        t, A = G.haze(x, torch.from_numpy(outs[1]))
+        ref = invert_scattering(image, refine(t, image, image), A).permute(0, 2, 3, 1).numpy()
     worst = 0.0
     for i in range(len(x)):
-        image = ((x[i].permute(1, 2, 0).numpy() + 1) / 2).astype(np.float32)
-        haze = fit_haze(image, outs[0][i, 0], outs[1][i], image.shape[:2], settings["radius"],
-                        settings["eps"], settings["t_min"])
-        worst = max(worst, float(np.abs(apply_haze(image, haze) - ref[i]).max()))
+        img = image[i].permute(1, 2, 0).numpy().astype(np.float32)
+        haze = fit_haze(img, outs[0][i, 0], outs[1][i], img.shape[:2], refine.radius, refine.eps, refine.t_min)
+        worst = max(worst, float(np.abs(apply_haze(img, haze) - ref[i]).max()))
     return worst
 
 
-def two_scale_settings(G: nn.Module, working_size: int = DEFAULT_WORKING_SIZE, t_floor: float = DEFAULT_T_FLOOR) -> dict:
-    """The card's ``two_scale`` entry of an ``asm`` generator: the working size and the guided filter.
+def filter_settings(weightless: dict | None = None, t_refine: int | None = None,
+                    t_refine_eps: float | None = None) -> tuple[int, float]:
+    """The guided filter on t, ``(radius, eps)``: ``t_refine`` / ``t_refine_eps`` when given, else an
+    older checkpoint's (``meta["weightless"]`` of :func:`dehaze.nets.load_generator`), else the
+    measured defaults :data:`DEFAULT_T_REFINE`, :data:`DEFAULT_T_REFINE_EPS`.
 
     Example:
-        >>> from dehaze.nets import UNetGenerator
-        >>> two_scale_settings(UNetGenerator(width=4, depth=3, head="asm", t_refine=8))["radius"]
+        >>> filter_settings({"t_refine": 8, "t_refine_eps": 1.0}), filter_settings({}, t_refine=0)
+        ((8, 1.0), (0, 0.01))
+    """
+    weightless = weightless or {}
+    radius = t_refine if t_refine is not None else weightless.get("t_refine", DEFAULT_T_REFINE)
+    eps = t_refine_eps if t_refine_eps is not None else weightless.get("t_refine_eps", DEFAULT_T_REFINE_EPS)
+    return radius, eps
+
+
+def two_scale_settings(radius: int = DEFAULT_T_REFINE, eps: float = DEFAULT_T_REFINE_EPS, t_min: float = 0.05,
+                       working_size: int = DEFAULT_WORKING_SIZE, t_floor: float = DEFAULT_T_FLOOR) -> dict:
+    """The card's ``two_scale`` entry of an ``asm`` generator: the working size and the guided filter
+    (radius, eps in working-size pixels; ``t_min`` is the generator's).
+
+    Example:
+        >>> two_scale_settings(8, 1.0, t_min=0.05)["radius"]
         8
     """
     return {
         "working_size": int(working_size),
-        "radius": int(getattr(G, "t_refine", 0)),
-        "eps": float(getattr(G, "t_refine_eps", 1.0)),
-        "t_min": float(G.t_min),
-        "t_floor": float(max(t_floor, G.t_min)),
+        "radius": int(radius),
+        "eps": float(eps),
+        "t_min": float(t_min),
+        "t_floor": float(max(t_floor, t_min)),
         "about": "the network runs on the photo shrunk to working_size (long side); t comes to full "
         "size through a guided filter (radius in working-size pixels, eps) computed at the working "
         "size and applied at full size; J = (I - A) / max(t^strength, t_floor) + A",
@@ -239,7 +271,7 @@ def export_onnx(
     check: bool = True,
     prefer_ema: bool = True,
     t_refine: int | None = None,
-    t_refine_eps: float = 1.0,
+    t_refine_eps: float | None = None,
     working_size: int = DEFAULT_WORKING_SIZE,
 ) -> dict:
     """Export a checkpoint's generator to ``out_path`` (``.onnx``) and write ``NAME.json`` beside it.
@@ -251,9 +283,12 @@ def export_onnx(
         opset: ONNX opset, 18 or newer.
         check: run :func:`parity_check` before putting the file in place.
         prefer_ema: export the EMA weights when the checkpoint has them.
-        t_refine: radius of the guided filter on t (``asm`` models, see
-            :func:`dehaze.nets.unet.refine_transmission`), 0 for none; None keeps the checkpoint's.
-        t_refine_eps: the guided filter's regulariser, with ``t_refine``.
+        t_refine: ``asm`` models: radius in working-size pixels of the guided filter that brings t to
+            full size (:class:`dehaze.nets.unet.GuidedUpsample`), 0 for plain upsampling; recorded in
+            the card's ``two_scale``. None: an older checkpoint's ``G_config["t_refine"]``, else
+            :data:`DEFAULT_T_REFINE`.
+        t_refine_eps: the guided filter's regulariser; None: the checkpoint's, else
+            :data:`DEFAULT_T_REFINE_EPS`.
         working_size: ``asm`` models: long side of the copy the network runs on (two-scale
             inference, :mod:`dehaze.twoscale`); recorded in the card.
 
@@ -274,41 +309,52 @@ def export_onnx(
     if out_path.suffix.lower() != ".onnx":
         raise ConfigError(f"the output file must end in .onnx, got {out_path.name}")
     sources = [Path(c) for c in checkpoint] if isinstance(checkpoint, (list, tuple)) else [Path(checkpoint)]
-    G, meta = _generator_to_export(sources, prefer_ema, t_refine, t_refine_eps)
+    G, meta = _generator_to_export(sources, prefer_ema)
     asm = getattr(G, "head", None) == "asm"
+    refine = _refine_to_export(G, meta, asm, t_refine, t_refine_eps)
+    two_scale = two_scale_settings(refine.radius, refine.eps, G.t_min, working_size) if asm else None
     model = _to_onnx(G, asm, opset)
-    _add_metadata(model, out_path.stem, G, meta, asm, working_size)
+    _add_metadata(model, out_path.stem, G, meta, two_scale)
     data = model.SerializeToString()
     onnx.checker.check_model(model)
 
     with atomic_file(out_path) as f:  # a failed parity check leaves no file behind
         f.write(data)
         f.flush()
-        max_err = parity_check(f.name, G) if check else None
+        max_err = parity_check(f.name, G, refine=refine) if check else None
 
-    card = _model_card(out_path, G, meta, sources, asm, working_size, opset, max_err, check)
+    card = _model_card(out_path, G, meta, sources, two_scale, opset, max_err, check)
     write_card(out_path.with_suffix(".json"), card)
     return card
 
 
-def _generator_to_export(
-    sources: list[Path], prefer_ema: bool, t_refine: int | None, t_refine_eps: float
-) -> tuple[nn.Module, dict]:
-    """The generator to export and its checkpoint's metadata: one checkpoint, or several averaged;
-    ``t_refine`` (not None) sets the guided filter on t and is recorded in ``meta["G_config"]``."""
-    from dehaze.nets import average_generators, load_generator
+def _generator_to_export(sources: list[Path], prefer_ema: bool) -> tuple[nn.Module, dict]:
+    """The generator to export and its checkpoint's metadata: one checkpoint, or several averaged.
+    ``meta["G_config"]`` loses the weightless settings of older configs (``meta["weightless"]``)."""
+    from dehaze.nets import average_generators, load_generator, weight_layout
 
     if len(sources) == 1:
         G, meta = load_generator(sources[0], prefer_ema=prefer_ema)
     else:
         G, meta = average_generators(sources, prefer_ema=prefer_ema)
-    if t_refine is not None:
-        try:
-            G.set_t_refine(t_refine, t_refine_eps)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        meta["G_config"] = dict(G.config)
+    meta["G_config"] = weight_layout(meta["G_config"])
     return G, meta
+
+
+def _refine_to_export(G: nn.Module, meta: dict, asm: bool, t_refine: int | None,
+                      t_refine_eps: float | None) -> nn.Module | None:
+    """The guided filter on t the card records (``asm`` models; None for the others)."""
+    from dehaze.nets.unet import GuidedUpsample
+
+    if not asm:
+        if t_refine is not None or t_refine_eps is not None:
+            raise ConfigError("t_refine sets the guided filter on t of an asm-head model; this one has no t")
+        return None
+    radius, eps = filter_settings(meta.get("weightless"), t_refine, t_refine_eps)
+    try:
+        return GuidedUpsample(radius, eps, G.t_min)
+    except ValueError as exc:
+        raise ConfigError(f"t_refine={radius!r}, t_refine_eps={eps!r}: {exc}") from None
 
 
 def _to_onnx(G: nn.Module, asm: bool, opset: int):
@@ -341,14 +387,14 @@ def _to_onnx(G: nn.Module, asm: bool, opset: int):
     return program.model_proto
 
 
-def _add_metadata(model, name: str, G: nn.Module, meta: dict, asm: bool, working_size: int) -> None:
+def _add_metadata(model, name: str, G: nn.Module, meta: dict, two_scale: dict | None) -> None:
     """The ONNX file's own metadata: name, multiple, input convention, G_config (and two_scale)."""
     card_meta = {
         "name": name,
         "multiple": str(int(G.multiple)),
         "input": "input NCHW RGB float32 in [-1, 1]",
         "G_config": json.dumps(meta.get("G_config"), default=str),
-        **({"two_scale": json.dumps(two_scale_settings(G, working_size))} if asm else {}),
+        **({"two_scale": json.dumps(two_scale)} if two_scale else {}),
     }
     for key, value in card_meta.items():
         entry = model.metadata_props.add()
@@ -360,8 +406,7 @@ def _model_card(
     G: nn.Module,
     meta: dict,
     sources: list[Path],
-    asm: bool,
-    working_size: int,
+    two_scale: dict | None,
     opset: int,
     max_err: float | None,
     check: bool,
@@ -379,7 +424,7 @@ def _model_card(
         "size_bytes": out_path.stat().st_size,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "input": {"name": "input", **IO_CONVENTION, "multiple": m},
-        **({"haze": HAZE_IO, "two_scale": two_scale_settings(G, working_size)} if asm
+        **({"haze": HAZE_IO, "two_scale": two_scale} if two_scale
            else {"output": {"name": "output", **IO_CONVENTION}}),
         "dynamic_axes": ["batch", "height", "width"],
         "parameters": count_parameters(G),

@@ -246,7 +246,7 @@ class Dehazer:
             None -> the cores this process may use.
         providers: explicit ONNX Runtime providers, overriding ``device``.
         working_size: ``asm`` models: long side of the copy the network runs on; None -> the
-            card's (512 when the model has no card).
+            card's (a checkpoint: :data:`dehaze.export.DEFAULT_WORKING_SIZE`).
         strength: the default ``strength`` of calls (two-scale models), in [0, 1.5].
 
     Attributes:
@@ -384,9 +384,10 @@ class Dehazer:
         self.shares_airlight = getattr(G, "head", None) == "asm"
         self.two_scale = None
         if self.shares_airlight:
-            from dehaze.export import two_scale_settings
+            from dehaze.export import filter_settings, two_scale_settings
 
-            self.two_scale = two_scale_settings(G)
+            # the guided filter on t: an older checkpoint's t_refine / t_refine_eps, else the defaults
+            self.two_scale = two_scale_settings(*filter_settings(meta.get("weightless")), t_min=G.t_min)
         self.backend = "torch"
 
     def _run(self, batch: np.ndarray, airlight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:

@@ -146,7 +146,7 @@ def fit_haze(
     if small.ndim != 3 or t.shape != small.shape[:2]:
         raise ValueError(f"t {t.shape} must match the working copy {small.shape[:2]}")
     t = t.astype(np.float32, copy=False)
-    if radius:  # replicate borders: the same filter as dehaze.nets.unet.refine_transmission
+    if radius:  # replicate borders: the same filter as dehaze.nets.unet.guided_upsample
         a, b = guided_coefficients(grey(small), t, radius, eps, border=cv2.BORDER_REPLICATE)
     else:
         a, b = np.zeros_like(t), t

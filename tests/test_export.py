@@ -140,7 +140,8 @@ def test_export_asm_head_with_eval_records_scores_in_card(tmp_path):
     assert all(np.isfinite(v["psnr"]) for v in ev["methods"].values())
     assert card["parity"]["max_abs_error"] < 1e-4
     assert set(card["haze"]) == {"airlight", "transmission", "airlight_used"}
-    assert card["two_scale"]["working_size"] == 256 and card["two_scale"]["radius"] == 0
+    assert card["two_scale"]["working_size"] == 384 and card["two_scale"]["radius"] == 24  # the defaults
+    assert card["two_scale"]["eps"] == 0.01
     assert card["two_scale"]["t_floor"] == 0.1
 
     # two-scale graph: the image (and optionally the airlight, -1: estimate) in, raw t and A out
@@ -193,9 +194,10 @@ def test_export_refuses_to_average_different_generators(exported, tmp_path, caps
 
 
 def test_export_t_refine_sets_the_two_scale_guided_filter(tmp_path, capsys):
-    """--t-refine adds the guided filter on t to a model trained without it: the card's G_config and
-    two_scale settings record it, and the Dehazer's output matches PyTorch's with the filter."""
+    """--t-refine sets the guided filter on t that the card's two_scale records, and the Dehazer's
+    output matches PyTorch's G.haze -> GuidedUpsample -> inversion; G_config carries no filter."""
     from dehaze.inference import Dehazer
+    from dehaze.nets.unet import GuidedUpsample, invert_scattering
 
     torch.manual_seed(3)
     G = UNetGenerator(width=4, depth=3, head="asm").eval()
@@ -205,18 +207,42 @@ def test_export_t_refine_sets_the_two_scale_guided_filter(tmp_path, capsys):
     assert main(["export", str(tmp_path / "asm.pt"), "-o", str(out), "--t-refine", "3", "--t-refine-eps", "0.01",
                  "--working-size", "256"]) == 0
     card = json.loads(out.with_suffix(".json").read_text())
-    assert card["G_config"]["t_refine"] == 3 and card["G_config"]["t_refine_eps"] == 0.01
-    assert {k: card["two_scale"][k] for k in ("working_size", "radius", "eps")} == {
-        "working_size": 256, "radius": 3, "eps": 0.01}
+    assert card["G_config"] == G.config and "t_refine" not in card["G_config"]
+    assert {k: card["two_scale"][k] for k in ("working_size", "radius", "eps", "t_min", "t_floor")} == {
+        "working_size": 256, "radius": 3, "eps": 0.01, "t_min": 0.05, "t_floor": 0.1}
     assert card["parity"]["max_abs_error"] < 1e-4
     x = torch.rand(1, 3, 29, 41) * 2 - 1
     rgb = ((x[0].permute(1, 2, 0) + 1) / 2).numpy()
     y = Dehazer(out)(rgb)
     with torch.inference_mode():
-        plain = ((G(x)[0].permute(1, 2, 0) + 1) / 2).numpy()
-        refined = UNetGenerator(**card["G_config"]).eval()
-        refined.load_state_dict(G.state_dict())
-        ref = ((refined(x)[0].permute(1, 2, 0) + 1) / 2).numpy()
+        plain = ((G(x)[0].permute(1, 2, 0) + 1) / 2).numpy()  # the raw t
+        t, A = G.haze(x)
+        image = (x + 1) / 2
+        ref = invert_scattering(image, GuidedUpsample(3, 0.01, G.t_min)(t, image, image), A)[0].permute(1, 2, 0).numpy()
     assert np.abs(y - ref).max() < 1e-4 and np.abs(y - plain).max() > 1e-3
     assert main(["export", str(tmp_path / "asm.pt"), "-o", str(tmp_path / "bad.onnx"), "--t-refine", "-2"]) == 2
-    assert "t_refine must be" in capsys.readouterr().err and not (tmp_path / "bad.onnx").exists()
+    assert "t_refine=-2" in capsys.readouterr().err and not (tmp_path / "bad.onnx").exists()
+
+
+def test_export_filter_defaults_come_from_an_older_checkpoint_else_the_measured_ones(tmp_path):
+    torch.manual_seed(3)
+    G = UNetGenerator(width=4, depth=3, head="asm").eval()
+    old = {**G.config, "t_refine": 5, "t_refine_eps": 0.5}  # G_config of a checkpoint from before GuidedUpsample
+    torch.save({"G": G.state_dict(), "G_config": old, "config": {}, "step": 1}, tmp_path / "old.pt")
+    torch.save({"G": G.state_dict(), "G_config": G.config, "config": {}, "step": 1}, tmp_path / "new.pt")
+    two_scale = {}
+    for name, extra in (("old", []), ("old-eps", ["--t-refine-eps", "0.2"]), ("new", [])):
+        out = tmp_path / f"{name}.onnx"
+        assert main(["export", str(tmp_path / f"{name.split('-')[0]}.pt"), "-o", str(out), "--no-check", *extra]) == 0
+        card = json.loads(out.with_suffix(".json").read_text())
+        assert card["G_config"] == G.config  # the old keys are set aside
+        two_scale[name] = tuple(card["two_scale"][k] for k in ("radius", "eps", "working_size"))
+    assert two_scale == {"old": (5, 0.5, 384), "old-eps": (5, 0.2, 384), "new": (24, 0.01, 384)}
+
+
+def test_cli_mirrors_the_exporters_defaults():
+    import dehaze.cli.export as cli
+    import dehaze.export as lib
+
+    for name in ("MIN_OPSET", "DEFAULT_WORKING_SIZE", "DEFAULT_T_REFINE", "DEFAULT_T_REFINE_EPS"):
+        assert getattr(cli, name) == getattr(lib, name), name

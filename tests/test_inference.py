@@ -31,10 +31,12 @@ def psnr(a, b):
     return float(10 * np.log10(1.0 / np.mean((a - b) ** 2)))
 
 
-def save_checkpoint(path: Path, G: UNetGenerator) -> Path:
+def save_checkpoint(path: Path, G: UNetGenerator, **old_keys) -> Path:
+    """A checkpoint of ``G``; ``old_keys`` (t_refine, t_refine_eps) go into G_config as in older checkpoints."""
     state = G.state_dict()
     torch.save(
-        {"G": state, "G_ema": state, "G_config": G.config, "config": {}, "step": 0, "metrics": {}}, path
+        {"G": state, "G_ema": state, "G_config": {**G.config, **old_keys}, "config": {}, "step": 0, "metrics": {}},
+        path,
     )
     return path
 
@@ -163,14 +165,15 @@ def test_tiling_has_no_seams(trained):
     assert np.abs(hard - whole).mean(axis=(0, 2)).max() > 0.05  # a real seam is caught by this measure
 
 
-def asm_model(tmp_path: Path, backend: str, t_refine: int = 3) -> Path:
-    """A tiny ASM-head model (checkpoint or ONNX) whose t and airlight depend on the image content."""
+def asm_model(tmp_path: Path, backend: str) -> Path:
+    """A tiny ASM-head model (checkpoint or ONNX) whose t and airlight depend on the image content; its
+    G_config has an older checkpoint's guided filter on t (radius 3, eps 0.01), which the Dehazer uses."""
     torch.manual_seed(2)
-    G = UNetGenerator(width=4, depth=3, head="asm", upsample="bilinear", t_refine=t_refine, t_refine_eps=0.01)
+    G = UNetGenerator(width=4, depth=3, head="asm", upsample="bilinear")
     with torch.no_grad():
         G.train()(torch.rand(4, 3, 32, 32) * 2 - 1)
         G.airlight.weight.normal_(0, 0.5)  # A depends on the content
-    ckpt = save_checkpoint(tmp_path / "asm.pt", G.eval())
+    ckpt = save_checkpoint(tmp_path / "asm.pt", G.eval(), t_refine=3, t_refine_eps=0.01)
     if backend == "torch":
         return ckpt
     export_onnx(ckpt, tmp_path / "asm.onnx", working_size=64)
@@ -182,13 +185,20 @@ def test_two_scale_equals_one_pass_on_a_photo_that_fits_the_working_size(tmp_pat
     model = asm_model(tmp_path, backend)
     dh = Dehazer(model, working_size=64)
     assert dh.two_scale["working_size"] == 64 and dh.two_scale["radius"] == 3 and dh.accepts_integer
-    from dehaze.nets import load_generator
+    assert dh.two_scale["eps"] == 0.01
+    from dehaze.nets import GuidedUpsample, load_generator
+    from dehaze.nets.unet import invert_scattering
 
     G, _ = load_generator(tmp_path / "asm.pt")
     hazy = scene(48, 61, 3)[1]
-    with torch.inference_mode():
-        one_pass = (G.eval()(torch.from_numpy(hazy).permute(2, 0, 1)[None] * 2 - 1)[0].permute(1, 2, 0) + 1) / 2
+    with torch.inference_mode():  # one pass in torch: G's raw t -> GuidedUpsample -> inversion
+        x = torch.from_numpy(hazy).permute(2, 0, 1)[None] * 2 - 1
+        t, A = G.eval().haze(x)
+        image = (x + 1) / 2
+        one_pass = invert_scattering(image, GuidedUpsample(3, 0.01, G.t_min)(t, image, image), A)[0].permute(1, 2, 0)
+        raw = (G(x)[0].permute(1, 2, 0) + 1) / 2
     assert np.abs(dh(hazy) - one_pass.numpy()).max() < 1e-4
+    assert np.abs(dh(hazy) - raw.numpy()).max() > 1e-3  # the filter matters
 
 
 @pytest.mark.parametrize("backend", ["onnx", "torch"])

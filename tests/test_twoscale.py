@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dehaze.nets.unet import guided_upsample, refine_transmission
+from dehaze.nets.unet import GuidedUpsample, guided_upsample
 from dehaze.twoscale import apply_haze, check_strength, fit_haze, working_copy
 
 
@@ -41,14 +41,16 @@ def test_numpy_and_torch_guided_upsampling_agree():
     yy = np.linspace(0.3, 0.9, small.shape[0], dtype=np.float32)[:, None]
     t = np.clip(yy + 0.1 * small.mean(axis=2), 0.05, 1).astype(np.float32)
     tt = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None]  # noqa: E731
-    t_full = guided_upsample(torch.from_numpy(t)[None, None], tt(small), tt(image), 3, 0.01, 0.05)
+    t_full = GuidedUpsample(3, 0.01, 0.05)(torch.from_numpy(t)[None, None], tt(small), tt(image))
+    assert torch.equal(t_full, guided_upsample(torch.from_numpy(t)[None, None], tt(small), tt(image), 3, 0.01, 0.05))
     A = haze.airlight
     ref = np.clip((image - A) / t_full[0, 0].numpy()[..., None] + A, 0, 1)
     assert np.abs(apply_haze(image, haze) - ref).max() < 1e-4
-    # at equal sizes it is the guided filter on t
+    # at equal sizes it is the guided filter on t: the NumPy twin at the full size too
+    haze = fit_haze(image, t_full[0, 0].numpy(), A, image.shape[:2], 4, 0.1, 0.05)
     img = tt(image)
-    t1 = torch.rand(1, 1, 150, 110)
-    assert torch.allclose(guided_upsample(t1, img, img, 4, 0.1), refine_transmission(img, t1, 4, 0.1), atol=1e-6)
+    t_eq = GuidedUpsample(4, 0.1, 0.05)(t_full, img, img)[0, 0].numpy()
+    assert np.abs(apply_haze(image, haze) - np.clip((image - A) / t_eq[..., None] + A, 0, 1)).max() < 1e-4
 
 
 def test_scale_consistency_on_a_smooth_scene():

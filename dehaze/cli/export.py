@@ -1,7 +1,7 @@
 """``dehaze export``: a training checkpoint to ONNX plus its model card.
 
     dehaze export CHECKPOINT [CHECKPOINT ...] -o models/NAME.onnx [--opset 18] [--no-ema] [--no-check]
-                  [--t-refine RADIUS [--t-refine-eps EPS]] [--eval SET_DIR ...]
+                  [--t-refine RADIUS] [--t-refine-eps EPS] [--working-size PX] [--eval SET_DIR ...]
 
 Writes ``NAME.onnx`` (dynamic batch, height and width; input ``input``, output ``output``, NCHW
 RGB float32 in [-1, 1]) and ``NAME.json`` beside it, after checking ONNX Runtime against PyTorch.
@@ -16,7 +16,11 @@ import argparse
 import sys
 from pathlib import Path
 
-MIN_OPSET = 18  # = dehaze.export.MIN_OPSET; that module imports torch, so it is loaded only in run()
+# = dehaze.export's constants; that module imports torch, so it is loaded only in run() (tested equal)
+MIN_OPSET = 18
+DEFAULT_WORKING_SIZE = 384
+DEFAULT_T_REFINE = 24
+DEFAULT_T_REFINE_EPS = 0.01
 
 
 def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
@@ -39,14 +43,15 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
     p.add_argument("--no-ema", action="store_true", help="export the raw generator weights, not the EMA ones")
     p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime vs PyTorch parity check")
     p.add_argument("--t-refine", type=int, metavar="RADIUS",
-                   help="refine the transmission map with a guided filter of this radius in pixels (ASM models; "
-                        "0: off; default: as trained)")
-    p.add_argument("--t-refine-eps", type=float, default=1.0, metavar="EPS",
-                   help="the guided filter's regulariser in squared grey levels (1: close to plain smoothing, "
-                        "which measured best; small values copy the image's texture into t)")
+                   help="ASM models: radius in working-size pixels of the guided filter that brings the "
+                        "transmission map to full size (0: plain upsampling; default: an older checkpoint's "
+                        f"t_refine, else {DEFAULT_T_REFINE}, the measured choice)")
+    p.add_argument("--t-refine-eps", type=float, metavar="EPS",
+                   help="the guided filter's regulariser in squared grey levels (default: an older checkpoint's "
+                        f"t_refine_eps, else {DEFAULT_T_REFINE_EPS}; larger values smooth t across more edges)")
     p.add_argument("--working-size", type=int, default=None, metavar="PX",
                    help="ASM models: long side of the copy the network runs on in two-scale inference "
-                        "(default 256, the measured choice; see benchmarks/bench_two_scale.py)")
+                        f"(default {DEFAULT_WORKING_SIZE}, the measured choice; see benchmarks/bench_two_scale.py)")
     p.add_argument("--eval", metavar="SET_DIR", action="append", default=[],
                    help="score the exported model on this paired folder and record it in the card (repeatable)")
     p.set_defaults(run=run)
@@ -54,7 +59,7 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dehaze.export import DEFAULT_WORKING_SIZE, export_onnx
+    from dehaze.export import export_onnx
 
     card = export_onnx(args.checkpoint, args.output, opset=args.opset, check=not args.no_check,
                        prefer_ema=not args.no_ema, t_refine=args.t_refine, t_refine_eps=args.t_refine_eps,

@@ -11,13 +11,18 @@ from dehaze.errors import CheckpointError
 from dehaze.nets.patchgan import PatchDiscriminator
 from dehaze.nets.spectral_classifier import PhaseSpectrumClassifier, SpectralClassifier, SpectrumMapClassifier
 from dehaze.nets.ssd import SSDDiscriminator, SSDOutput, build_spectral_classifier, ssd_combine
-from dehaze.nets.unet import WEIGHTLESS_KEYS, UNetGenerator
+from dehaze.nets.unet import GuidedUpsample, UNetGenerator, guided_upsample
 
 __all__ = [
-    "UNetGenerator", "PatchDiscriminator", "SpectralClassifier", "PhaseSpectrumClassifier",
+    "UNetGenerator", "GuidedUpsample", "guided_upsample", "PatchDiscriminator", "SpectralClassifier", "PhaseSpectrumClassifier",
     "SpectrumMapClassifier", "SSDDiscriminator", "SSDOutput", "ssd_combine", "build_spectral_classifier",
     "build_generator", "load_generator", "average_generators", "count_parameters", "weight_layout",
+    "weightless_settings", "WEIGHTLESS_KEYS",
 ]
+
+# Settings older generator configs may hold that change no weights: the guided filter on t, which ran
+# inside UNetGenerator.forward and is now GuidedUpsample, composed by export (dehaze.export).
+WEIGHTLESS_KEYS = ("t_refine", "t_refine_eps")
 
 
 def count_parameters(module: torch.nn.Module) -> int:
@@ -27,7 +32,7 @@ def count_parameters(module: torch.nn.Module) -> int:
 
 def weight_layout(cfg: dict) -> dict:
     """A generator config without its weightless settings: two generators whose layouts are equal
-    can load each other's weights (e.g. a fine-tune that adds ``t_refine``).
+    can load each other's weights (an older config may carry ``t_refine``, see :data:`WEIGHTLESS_KEYS`).
 
     Example:
         >>> weight_layout({"width": 32, "t_refine": 8, "t_refine_eps": 1.0})
@@ -36,13 +41,25 @@ def weight_layout(cfg: dict) -> dict:
     return {k: v for k, v in (cfg or {}).items() if k not in WEIGHTLESS_KEYS}
 
 
+def weightless_settings(cfg: dict) -> dict:
+    """The weightless settings (:data:`WEIGHTLESS_KEYS`) an older generator config holds, set aside by
+    :func:`build_generator`; export uses them as the default guided filter on t.
+
+    Example:
+        >>> weightless_settings({"width": 32, "t_refine": 24, "t_refine_eps": 0.01})
+        {'t_refine': 24, 't_refine_eps': 0.01}
+    """
+    return {k: v for k, v in (cfg or {}).items() if k in WEIGHTLESS_KEYS}
+
+
 def build_generator(cfg: dict) -> UNetGenerator:
     """A :class:`UNetGenerator` from a dict of its keyword arguments (unknown keys are an error).
 
     ``airlight_head: mean``, the only airlight head, is accepted from older configs; the ``prior`` head
-    was removed (docs/ablation.md, "Removed experiments").
+    was removed (docs/ablation.md, "Removed experiments"). The weightless ``t_refine`` /
+    ``t_refine_eps`` of older configs are set aside (:func:`weightless_settings` reads them).
     """
-    cfg = dict(cfg)
+    cfg = weight_layout(cfg)
     head = cfg.pop("airlight_head", "mean")
     if head != "mean":
         raise CheckpointError(f"airlight_head: {head} was an experiment that has been removed "
@@ -65,7 +82,9 @@ def load_generator(path: str | Path, prefer_ema: bool = True, map_location: str 
 
     Returns:
         ``(G, meta)``: the generator in eval mode and the checkpoint's other entries
-        (``config``, ``step``, ``metrics``, ``G_config``, ``weights`` = "G_ema" or "G").
+        (``config``, ``step``, ``metrics``, ``G_config`` as stored, ``weights`` = "G_ema" or "G",
+        ``weightless`` = the settings :func:`build_generator` set aside, e.g. ``{"t_refine": 24,
+        "t_refine_eps": 0.01}``, empty for newer checkpoints).
     """
     path = Path(path)
     if not path.is_file():
@@ -85,6 +104,7 @@ def load_generator(path: str | Path, prefer_ema: bool = True, map_location: str 
     G.eval()
     meta = {k: ckpt.get(k) for k in ("config", "step", "metrics", "G_config")}
     meta["weights"] = key
+    meta["weightless"] = weightless_settings(ckpt["G_config"])
     return G, meta
 
 

@@ -10,7 +10,6 @@ from kornia.filters import box_blur
 NORMS = ("batch", "instance", "none")
 UPSAMPLES = ("deconv", "bilinear")
 HEADS = ("image", "asm")
-WEIGHTLESS_KEYS = ("t_refine", "t_refine_eps")  # generator settings that change no weights
 
 
 def guided_upsample(t: torch.Tensor, image: torch.Tensor, guide: torch.Tensor, radius: int, eps: float = 1.0,
@@ -61,35 +60,45 @@ def guided_upsample(t: torch.Tensor, image: torch.Tensor, guide: torch.Tensor, r
     return (a * guide.mean(dim=1, keepdim=True) + b).clamp(t_min, 1.0)
 
 
-def refine_transmission(image: torch.Tensor, t: torch.Tensor, radius: int, eps: float = 1.0,
-                        t_min: float = 0.0) -> torch.Tensor:
-    """Guided-filter refinement of a transmission map (He et al., "Guided Image Filtering", 2013).
-
-    Within each ``(2·radius + 1)²`` window t becomes a linear function of the image's grey level:
-    edges in t follow edges in the image, and texture the network copied into t is smoothed away.
-    DCP refines its blocky t the same way; a network's t gains from it too (docs/ablation.md,
-    "Refining t with a guided filter"). It is :func:`guided_upsample` at equal sizes.
+class GuidedUpsample(nn.Module):
+    """:func:`guided_upsample` as a module: the guided filter that brings an ``asm`` head's raw t
+    (:meth:`UNetGenerator.haze`) to the guide's size, edges following the guide's. It has no weights;
+    two-scale inference runs its NumPy twin outside the exported graph (:mod:`dehaze.twoscale`).
 
     Args:
-        image: (B, 3, H, W) hazy image in [0, 1], the guide (its channel mean is used).
-        t: (B, 1, H, W) transmission map.
-        radius: window radius in pixels (>= 1).
-        eps: regulariser in squared grey levels: larger smooths across more image edges. At 1 the
-            filter is close to a plain smoothing of t, which scored best on SOTS; at 1e-3 it copies
-            the image's texture into t and the output's spectrum suffers.
-        t_min: lower bound of the result (the filter can overshoot slightly).
-
-    Returns:
-        The refined (B, 1, H, W) map, clamped to [t_min, 1].
+        radius: window radius at the working size (>= 0; 0: plain bilinear upsampling of t).
+        eps: regulariser in squared grey levels (> 0).
+        t_min: lower bound of the result.
 
     Example:
-        >>> image = torch.rand(1, 3, 32, 32)
-        >>> refine_transmission(image, torch.full((1, 1, 32, 32), 0.6), radius=4).sub(0.6).abs().max() < 1e-4
-        tensor(True)
+        >>> G = UNetGenerator(width=4, depth=3, head="asm").eval()
+        >>> x = torch.rand(1, 3, 32, 48) * 2 - 1
+        >>> t, A = G.haze(x)
+        >>> image = (x + 1) / 2
+        >>> t = GuidedUpsample(radius=4, eps=0.01, t_min=G.t_min)(t, image, image)
+        >>> invert_scattering(image, t, A).shape
+        torch.Size([1, 3, 32, 48])
     """
-    if radius < 1:
-        raise ValueError(f"radius must be >= 1 and eps > 0, got {radius} and {eps}")
-    return guided_upsample(t, image, image, radius, eps, t_min)
+
+    def __init__(self, radius: int, eps: float = 1.0, t_min: float = 0.0):
+        super().__init__()
+        if isinstance(radius, bool) or not isinstance(radius, int) or radius < 0:
+            raise ValueError(f"radius must be a whole number of pixels >= 0, got {radius!r}")
+        if not eps > 0:
+            raise ValueError(f"eps must be positive, got {eps!r}")
+        self.radius, self.eps, self.t_min = radius, float(eps), float(t_min)
+
+    def forward(self, t: torch.Tensor, image: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+        return guided_upsample(t, image, guide, self.radius, self.eps, self.t_min)
+
+    def extra_repr(self) -> str:
+        return f"radius={self.radius}, eps={self.eps:g}, t_min={self.t_min:g}"
+
+
+def invert_scattering(image: torch.Tensor, t: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+    """The clear image J = (I − A)/t + A in [0, 1], inverting I = J·t + A·(1 − t) for ``image`` I
+    (B, 3, H, W) in [0, 1], transmission t (B, 1, H, W) and airlight A (B, 3, 1, 1)."""
+    return ((image - A) / t + A).clamp(0, 1)
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
@@ -158,10 +167,6 @@ class UNetGenerator(nn.Module):
             airlight A ∈ [0.5, 1]³ from its bottleneck, and the output is J = (I − A)/t + A, the
             inverse of I = J·t + A·(1 − t)). Initialised near t = 0.9, i.e. almost identity.
         t_min: lower bound of the transmission for the ``asm`` head (limits noise amplification).
-        t_refine: ``asm`` head only: radius in pixels of a guided filter on t
-            (:func:`refine_transmission`), 0 for none. A fixed step without weights: it can be
-            switched on for a trained model (:meth:`set_t_refine`, ``dehaze export --t-refine``).
-        t_refine_eps: the guided filter's regulariser (squared grey levels).
 
     Example:
         >>> G = UNetGenerator(width=8, depth=3)
@@ -171,8 +176,7 @@ class UNetGenerator(nn.Module):
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, width: int = 64, depth: int = 5,
                  max_width: int = 512, norm: str = "batch", dropout: float = 0.0,
-                 upsample: str = "deconv", residual: bool = False, head: str = "image", t_min: float = 0.05,
-                 t_refine: int = 0, t_refine_eps: float = 1.0):
+                 upsample: str = "deconv", residual: bool = False, head: str = "image", t_min: float = 0.05):
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
@@ -186,7 +190,6 @@ class UNetGenerator(nn.Module):
                            max_width=max_width, norm=norm, dropout=dropout, upsample=upsample,
                            residual=residual, head=head, t_min=t_min)
         self.head = head
-        self.set_t_refine(t_refine, t_refine_eps)
         self.multiple = 2 ** depth
         self.residual = residual
         self.t_min = float(t_min)
@@ -219,27 +222,8 @@ class UNetGenerator(nn.Module):
             conv = last.op if isinstance(last.op, nn.Conv2d | nn.ConvTranspose2d) else last.op[1]
             nn.init.constant_(conv.bias, 2.2)  # σ(2.2) ≈ 0.9: start close to the identity
 
-    def set_t_refine(self, radius: int, eps: float = 1.0) -> UNetGenerator:
-        """Switch the guided-filter refinement of t on (``radius`` >= 1) or off (0); returns ``self``.
-
-        The setting is part of :attr:`config` (and so of checkpoints and model cards) only when on,
-        so the configs of models without it stay as they were.
-        """
-        if isinstance(radius, bool) or not isinstance(radius, int) or radius < 0:
-            raise ValueError(f"t_refine must be a whole number of pixels >= 0, got {radius!r}")
-        if not eps > 0:
-            raise ValueError(f"t_refine_eps must be positive, got {eps!r}")
-        if radius and self.head != "asm":
-            raise ValueError("t_refine filters the transmission map: it needs head='asm'")
-        self.t_refine, self.t_refine_eps = radius, float(eps)
-        for key in WEIGHTLESS_KEYS:
-            self.config.pop(key, None)
-        if radius:
-            self.config.update(t_refine=radius, t_refine_eps=float(eps))
-        return self
-
     def _asm(self, x: torch.Tensor, airlight: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``asm`` head: (image in [0, 1], raw t, A (B, 3, 1, 1)) at the input's size, before any filter."""
+        """``asm`` head: (image in [0, 1], raw t, A (B, 3, 1, 1)) at the input's size."""
         xp, h, w = pad_to_multiple(x, self.multiple)
         y, bottleneck = self._unet(xp)
         t = self.t_min + (1 - self.t_min) * torch.sigmoid(y)
@@ -266,7 +250,8 @@ class UNetGenerator(nn.Module):
 
     def haze(self, x: torch.Tensor, airlight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``asm`` head: the network's raw transmission t (B, 1, H, W) and airlight A (B, 3, 1, 1) for ``x``
-        in [-1, 1], before the guided filter: what two-scale inference runs on the working copy.
+        in [-1, 1], before any guided filter (:class:`GuidedUpsample`): what two-scale inference runs
+        on the working copy.
 
         Example:
             >>> G = UNetGenerator(width=8, depth=3, head="asm")
@@ -288,16 +273,15 @@ class UNetGenerator(nn.Module):
 
         ``asm`` head only: ``return_asm`` also returns ``t`` (B, 1, H, W) and ``A`` (B, 3, 1, 1), both
         in [0, 1] (for supervising the decomposition); ``airlight`` (B, 3) replaces the estimated A
-        where it is >= 0. The guided filter on t (``t_refine``) runs on the image at its own size.
+        where it is >= 0. t is the network's raw t (no guided filter: :class:`GuidedUpsample` is
+        composed outside, as two-scale inference does).
         """
         if (return_asm or airlight is not None) and self.head != "asm":
             raise ValueError("return_asm and airlight need head='asm'")
         self._check_input(x)
         if self.head == "asm":
             image, t, A = self._asm(x, airlight)
-            if self.t_refine:
-                t = refine_transmission(image, t, self.t_refine, self.t_refine_eps, self.t_min)
-            y = ((image - A) / t + A).clamp(0, 1) * 2 - 1
+            y = invert_scattering(image, t, A) * 2 - 1
             return (y, t, A) if return_asm else y
         xp, h, w = pad_to_multiple(x, self.multiple)
         y, _ = self._unet(xp)

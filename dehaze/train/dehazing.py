@@ -67,7 +67,9 @@ DEFAULTS: dict = read_defaults("dehaze.train")
 # Settings that were removed (docs/ablation.md, "Removed experiments") -> the value that meant "off":
 # the config.yaml of older runs still loads when it has them at that value.
 RETIRED = {"model.G.airlight_head": "mean", "model.C.hidden": 0, "loss.ssim": 0.0, "loss.freq_l1": 0.0,
-           "loss.d_transform": "none", "loss.hf_radius": 0.25, "data.two_scale": 0}
+           "loss.d_transform": "none", "loss.hf_radius": 0.25, "data.two_scale": 0,
+           # the guided filter on t left the generator: dehaze.nets.unet.GuidedUpsample, set at export
+           "model.G.t_refine": 0, "model.G.t_refine_eps": 1.0}
 
 
 def read_config(path: str | Path | None, overrides=()) -> dict:
@@ -470,7 +472,7 @@ def _warm_start(init, mode: str, m: Models) -> None:
 
     paths = [init] if isinstance(init, str) else list(init)
     src, meta = average_generators(paths)
-    if weight_layout(meta["G_config"]) != weight_layout(m.G.config):  # t_refine may differ: it has no weights
+    if weight_layout(meta["G_config"]) != weight_layout(m.G.config):  # older configs' t_refine: no weights
         raise CheckpointError(f"train.init: {paths[-1]} has another generator ({meta['G_config']}) than "
                               f"the config's ({m.G.config})")
     m.G.load_state_dict(src.state_dict())

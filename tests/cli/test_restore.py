@@ -281,7 +281,7 @@ def test_image_over_the_limit_reports_our_limit(tmp_path, capsys):
 def test_strength_in_the_cli(folder, tmp_path, capsys):
     """--strength 0 gives the photo back (two-scale model), 1 the model's output; a bad value exits 2."""
     torch.manual_seed(0)
-    G = UNetGenerator(width=4, depth=3, head="asm", t_refine=2).eval()
+    G = UNetGenerator(width=4, depth=3, head="asm").eval()
     ckpt = tmp_path / "asm.pt"
     torch.save({"G": G.state_dict(), "G_config": G.config, "config": {}, "step": 0, "metrics": {}}, ckpt)
     src = folder / "plain.png"

@@ -3,7 +3,7 @@ import torch
 
 from dehaze.errors import CheckpointError
 from dehaze.nets import UNetGenerator, build_generator, count_parameters, load_generator
-from dehaze.nets.unet import refine_transmission
+from dehaze.nets.unet import GuidedUpsample, guided_upsample, invert_scattering
 
 
 @pytest.mark.parametrize("h,w", [(37, 50), (64, 64), (1, 1), (33, 129)])
@@ -94,9 +94,10 @@ def test_the_removed_prior_airlight_head_is_named_and_the_mean_head_loads():
         build_generator({**cfg, "airlight_head": "prior"})
 
 
-def test_refine_transmission_follows_image_edges_and_drops_copied_texture():
+def test_guided_filter_on_t_follows_image_edges_and_drops_copied_texture():
     """A t whose edge is 4 px off the image's edge and that carries the image's texture comes out with
-    its edge on the image's and flat within each side (He et al.'s guided filter)."""
+    its edge on the image's and flat within each side (He et al.'s guided filter: guided_upsample at
+    equal sizes)."""
     torch.manual_seed(0)
     image = torch.full((1, 3, 48, 64), 0.3)
     image[..., 32:] = 0.8  # a vertical edge at x = 32
@@ -104,7 +105,8 @@ def test_refine_transmission_follows_image_edges_and_drops_copied_texture():
     t = torch.full((1, 1, 48, 64), 0.4)
     t[..., 36:] = 0.9  # the network's edge is 4 px to the right
     t = t + 0.05 * torch.randn(1, 1, 48, 64)  # and its own noise
-    r = refine_transmission(image, t, radius=6, eps=1e-3, t_min=0.05)
+    r = guided_upsample(t, image, image, radius=6, eps=1e-3, t_min=0.05)
+    assert torch.equal(GuidedUpsample(6, 1e-3, 0.05)(t, image, image), r)  # the module is the function
     assert r.shape == t.shape and r.min() >= 0.05 and r.max() <= 1.0
     # its biggest step moves to the image's edge, and between the two edges it rises towards the bright side
     assert int(r.mean(dim=(0, 1, 2)).diff().argmax()) == 31 and int(t.mean(dim=(0, 1, 2)).diff().argmax()) == 35
@@ -112,46 +114,64 @@ def test_refine_transmission_follows_image_edges_and_drops_copied_texture():
     # within each flat side the noise is mostly gone
     assert r[..., 8:24].std() < 0.3 * t[..., 8:24].std()
     x = torch.rand(2, 3, 16, 16, requires_grad=True)
-    refine_transmission(x, torch.rand(2, 1, 16, 16), radius=2).sum().backward()
+    GuidedUpsample(2)(torch.rand(2, 1, 16, 16), x, x).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+    img = torch.rand(1, 3, 8, 8)
     with pytest.raises(ValueError, match="image"):
-        refine_transmission(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8), 2)
+        guided_upsample(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8), img, 2)
     with pytest.raises(ValueError, match="t: expected"):
-        refine_transmission(torch.rand(1, 3, 8, 8), torch.rand(1, 1, 8, 9), 2)
+        guided_upsample(torch.rand(1, 1, 8, 9), img, img, 2)
     with pytest.raises(ValueError, match="radius"):
-        refine_transmission(torch.rand(1, 3, 8, 8), torch.rand(1, 1, 8, 8), 0)
+        guided_upsample(torch.rand(1, 1, 8, 8), img, img, -1)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="radius must be a whole number"):
+            GuidedUpsample(bad)
+    with pytest.raises(ValueError, match="eps must be positive"):
+        GuidedUpsample(2, eps=0)
+    with torch.inference_mode():  # tiny inputs: the window is wider than the image
+        one = torch.zeros(1, 3, 1, 1)
+        assert GuidedUpsample(16, 0.01)(torch.full((1, 1, 1, 1), 0.5), one, one).shape == (1, 1, 1, 1)
 
 
-def test_t_refine_filters_the_asm_heads_transmission():
+def test_asm_forward_inverts_with_the_raw_t_and_composes_with_the_guided_filter():
     torch.manual_seed(1)
     G = UNetGenerator(width=4, depth=3, head="asm").eval()
-    assert "t_refine" not in G.config  # off: configs of older models stay as they were
     x = torch.rand(2, 3, 30, 45) * 2 - 1
-    with torch.inference_mode():
-        _, t_plain, A = G(x, return_asm=True)
-        G.set_t_refine(4, 1e-2)
-        J, t, A2 = G(x, return_asm=True)
-    assert G.config["t_refine"] == 4 and G.config["t_refine_eps"] == 0.01
     from dehaze.nets.unet import pad_to_multiple
 
     xp, _, _ = pad_to_multiple(x, G.multiple)
-    with torch.inference_mode():  # the filter runs on the image at its own size, after the crop
+    with torch.inference_mode():
+        J, t, A = G(x, return_asm=True)
         tp = G.t_min + (1 - G.t_min) * torch.sigmoid(_decoder_output(G, xp))[..., :30, :45]
-        expected = refine_transmission((x + 1) / 2, tp, 4, 1e-2, G.t_min)
-        assert torch.allclose(G.haze(x)[0], tp, atol=1e-6)  # haze(): the raw t, before the filter
-    assert torch.allclose(t, expected, atol=1e-6) and not torch.allclose(t, t_plain, atol=1e-3)
+        raw, A2 = G.haze(x)
+        image = (x + 1) / 2
+        refined = GuidedUpsample(4, 1e-2, G.t_min)(raw, image, image)
+    assert torch.allclose(t, tp, atol=1e-6) and torch.allclose(raw, tp, atol=1e-6)  # no filter inside G
     assert torch.allclose(A, A2)
+    assert torch.allclose((J + 1) / 2, invert_scattering(image, t, A), atol=1e-6)
     assert torch.allclose((J + 1) / 2, (((x + 1) / 2 - A) / t + A).clamp(0, 1), atol=1e-5)
-    assert build_generator(G.config).t_refine == 4  # checkpoints rebuild with it
-    assert "t_refine" not in G.set_t_refine(0).config
-    with torch.inference_mode():  # tiny inputs: the window is wider than the padded image
-        assert UNetGenerator(width=4, depth=3, head="asm", t_refine=16).eval()(torch.zeros(1, 3, 1, 1)).shape == (1, 3, 1, 1)
-    with pytest.raises(ValueError, match="head='asm'"):
-        UNetGenerator(width=4, depth=3, t_refine=4)
-    with pytest.raises(ValueError, match="t_refine"):
-        UNetGenerator(width=4, depth=3, head="asm", t_refine=2.5)
-    with pytest.raises(ValueError, match="t_refine_eps"):
-        UNetGenerator(width=4, depth=3, head="asm", t_refine=2, t_refine_eps=0)
+    assert not torch.allclose(refined, raw, atol=1e-3)
+    with pytest.raises(TypeError, match="t_refine"):
+        UNetGenerator(width=4, depth=3, head="asm", t_refine=4)  # the filter is GuidedUpsample's now
+
+
+def test_older_configs_with_t_refine_still_load_and_hand_the_settings_back(tmp_path):
+    """Checkpoints (and ONNX cards) from before GuidedUpsample have t_refine / t_refine_eps in their
+    G_config: they change no weights, so they load; the settings come back in meta["weightless"]."""
+    from dehaze.nets import weight_layout
+
+    torch.manual_seed(2)
+    G = UNetGenerator(width=4, depth=3, head="asm").eval()
+    old = {**G.config, "t_refine": 24, "t_refine_eps": 0.01}
+    assert build_generator(old).config == G.config == weight_layout(old)
+    torch.save({"G": G.state_dict(), "G_config": old, "step": 7}, tmp_path / "old.pt")
+    loaded, meta = load_generator(tmp_path / "old.pt")
+    assert meta["weightless"] == {"t_refine": 24, "t_refine_eps": 0.01} and meta["G_config"] == old
+    x = torch.rand(1, 3, 20, 28) * 2 - 1
+    with torch.inference_mode():
+        assert torch.equal(loaded(x), G(x))
+    torch.save({"G": G.state_dict(), "G_config": G.config}, tmp_path / "new.pt")
+    assert load_generator(tmp_path / "new.pt")[1]["weightless"] == {}
 
 
 def _decoder_output(G, xp):

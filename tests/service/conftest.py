@@ -162,7 +162,7 @@ def tiny_asm_model(tmp_path_factory) -> Path:
 
     d = tmp_path_factory.mktemp("asm-model")
     torch.manual_seed(0)
-    G = UNetGenerator(width=4, depth=3, head="asm", t_refine=2).eval()
+    G = UNetGenerator(width=4, depth=3, head="asm").eval()
     with torch.no_grad():  # a content-dependent, clearly visible haze estimate
         G.up[-1][1].op.bias.fill_(-0.5)
     sd = G.state_dict()

@@ -127,12 +127,22 @@ def test_asm_head_supervised_with_synthesised_airlight_and_transmission(data, tm
         train(tiny_cfg(data, tmp_path / "c", "l1", **{"model.G": G, "loss.transmission": 1.0,
                                                        "data.paired": f"[{data / 'val'}]"}))
 
-    # a fine-tune may add the guided filter on t: it has no weights, so the warm start still fits
-    G_gf = G.replace("t_min: 0.05}", "t_min: 0.05, t_refine: 2, t_refine_eps: 0.5}")
+    # a checkpoint from before GuidedUpsample has the weightless t_refine keys in its G_config: the warm
+    # start still accepts it; the settings themselves are retired (only their old "off" values are read)
+    old = torch.load(tmp_path / "a" / "last.pt", weights_only=False)
+    old["G_config"] = {**old["G_config"], "t_refine": 2, "t_refine_eps": 0.5}
+    torch.save(old, tmp_path / "old.pt")
     train(tiny_cfg(data, tmp_path / "gf", "ssd-phase", steps=2,
-                   **{"model.G": G_gf, "train.init": str(tmp_path / "a" / "last.pt"), "loss.transmission": 5.0}))
+                   **{"model.G": G, "train.init": str(tmp_path / "old.pt"), "loss.transmission": 5.0}))
     ckpt = torch.load(tmp_path / "gf" / "last.pt", weights_only=False)
-    assert ckpt["G_config"]["t_refine"] == 2 and ckpt["G_config"]["t_refine_eps"] == 0.5
+    assert "t_refine" not in ckpt["G_config"] and ckpt["step"] == 2
+    assert "t_refine" not in read_config(None)["model"]["G"]
+    retired = tmp_path / "retired.yaml"
+    retired.write_text("model:\n  G: {t_refine: 0, t_refine_eps: 1.0}\n")
+    assert "t_refine" not in read_config(retired)["model"]["G"]
+    retired.write_text("model:\n  G: {t_refine: 8}\n")
+    with pytest.raises(ConfigError, match="model.G.t_refine was removed"):
+        read_config(retired)
 
 
 def _sd_equal(a: dict, b: dict) -> bool:
