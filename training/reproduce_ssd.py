@@ -9,7 +9,7 @@ already finished at this budget is reused and an unfinished one resumed, so the 
 re-run after an interruption. Then ``OUT/results.md`` (table: mean ± std over seeds, and per
 seed), ``OUT/results.json``, ``OUT/power_spectrum.png`` (mean power spectra, band = ±1 std over
 seeds), ``OUT/spectrum_difference.png`` and ``OUT/samples_<model>.png`` are written.
-FID/KID appear only where Inception weights exist (see :mod:`dehaze.gan_metrics`).
+FID/KID appear only where Inception weights exist (see :mod:`dehaze.metrics.gan`).
 
 ``--jobs 1`` trains in this process one run after the other; ``--jobs N`` runs N training
 processes at once (each with ``--threads`` torch threads).
@@ -30,7 +30,7 @@ import numpy as np
 
 from dehaze.errors import ConfigError, DehazeError
 from dehaze.gan.training import MODELS, config_from_args, parse_args, resolve_config, train
-from dehaze.gan_metrics import plot_power_spectra, plot_spectrum_differences, spectral_discrepancy
+from dehaze.metrics.spectral import plot_power_spectra, plot_spectrum_differences, spectral_discrepancy
 from dehaze.train.checkpoint import atomic_write_bytes, load_checkpoint
 
 HERE = Path(__file__).resolve().parent
@@ -212,7 +212,7 @@ def summarise(args: argparse.Namespace, models: list[str], runs: list[tuple[str,
             pairs.append(f"| {m} − {base} | " + ", ".join(f"{v:+.4f}" for v in dh) + " | "
                          + ", ".join(f"{v:+.4f}" for v in da) + " |")
     fid_note = "" if has_fid else ("\nFID/KID: not computed (no Inception-v3 weights on this machine; see "
-                                   "`python -m dehaze.gan_metrics --help` for where to put them).\n")
+                                   "`python -m dehaze.metrics --help` for where to put them).\n")
     tc = cfg0["train"]
     md = "\n".join([
         "# SSD-GAN reproduction results", "",
@@ -221,7 +221,7 @@ def summarise(args: argparse.Namespace, models: list[str], runs: list[tuple[str,
         f"lr {tc['lr_G']} (decay {tc['decay']}), Adam betas {tc['betas']}, λ {cfg0['loss']['lam']}, "
         f"{per_run[runs[0][:2]]['n']} generated images per evaluation (G_ema), seeds 0..{args.seeds - 1}.", "",
         "D_hf / D_all: mean |log10 P̄_real(r) − log10 P̄_fake(r)| over the upper half / all radial bins of the "
-        f"mean power spectrum (decades; definition in `dehaze/gan_metrics.py`); D_hf split into radii up to the "
+        f"mean power spectrum (decades; definition in `dehaze/metrics/spectral.py`); D_hf split into radii up to the "
         f"Nyquist rate ({res // 2} cycles) and the corner bins beyond it. Mean ± sample std over seeds.",
         fid_note, *lines, "", "Per run:", "", *seed_lines, "", *(pairs + [""] if len(pairs) > 2 else []), "D_hf during training (mean ± std over seeds):", "",
         *trend, "",

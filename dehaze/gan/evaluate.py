@@ -22,10 +22,8 @@ import torch.nn as nn
 from torch.utils.data import Dataset
 
 from dehaze.gan.base import Generator
-from dehaze.gan_metrics import (
-    extract_features,
-    fid_from_features,
-    kid_from_features,
+from dehaze.metrics.gan import extract_features, fid_from_features, kid_from_features
+from dehaze.metrics.spectral import (
     mean_log_magnitude,
     mean_power_spectrum,
     plot_power_spectra,

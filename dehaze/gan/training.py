@@ -269,7 +269,7 @@ def train_step(m: Models, batches, cfg: dict, step: int, env: dist.DistEnv, loss
 
 def _inception(cfg: dict, device):
     """The FID feature extractor, or None (with the reason) when eval.fid is auto and weights are absent."""
-    from dehaze.gan_metrics import InceptionWeightsError, load_inception
+    from dehaze.metrics.gan import InceptionWeightsError, load_inception
 
     mode = str(cfg["eval"]["fid"]).lower()
     if mode == "false":

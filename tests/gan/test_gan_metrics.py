@@ -3,8 +3,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from dehaze import gan_metrics as gm
-from dehaze.gan_metrics import (
+from dehaze.metrics import (
     InceptionFeatures,
     InceptionWeightsError,
     fid_kid,
@@ -12,9 +11,15 @@ from dehaze.gan_metrics import (
     frechet_distance,
     kid_from_features,
     mean_power_spectrum,
+    plot_power_spectra,
+    plot_spectrum_differences,
     radial_power_spectrum,
+    save_image_grid,
     spectral_discrepancy,
+    spectrum_difference_map,
 )
+from dehaze.metrics import gan as gm
+from dehaze.metrics.__main__ import main as metrics_main
 from dehaze.spectral import num_bins
 
 
@@ -150,9 +155,9 @@ def test_figures_and_grid_are_written(tmp_path):
     torch.manual_seed(0)
     real, fake = torch.rand(8, 3, 16, 16) * 2 - 1, torch.rand(8, 3, 16, 16) - 0.5
     pr, pf = mean_power_spectrum(real), mean_power_spectrum(fake)
-    gm.plot_power_spectra(pr, {"a": pf, "b": (np.log10(pf), np.full_like(pf, 0.1))}, 16, tmp_path / "p.png")
-    gm.plot_spectrum_differences({"a": gm.spectrum_difference_map(real, fake)}, tmp_path / "d.png")
-    gm.save_image_grid(fake, tmp_path / "g.png", nrow=4)
+    plot_power_spectra(pr, {"a": pf, "b": (np.log10(pf), np.full_like(pf, 0.1))}, 16, tmp_path / "p.png")
+    plot_spectrum_differences({"a": spectrum_difference_map(real, fake)}, tmp_path / "d.png")
+    save_image_grid(fake, tmp_path / "g.png", nrow=4)
     from PIL import Image
 
     assert Image.open(tmp_path / "g.png").size == (4 * 18 + 2, 2 * 18 + 2)
@@ -163,10 +168,10 @@ def test_figures_and_grid_are_written(tmp_path):
 def test_command_line_spectra_and_fid_without_weights(tiny_images, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
     monkeypatch.delenv(gm.INCEPTION_ENV, raising=False)
-    assert gm.main([str(tiny_images / "cats"), str(tiny_images / "dogs"), "--out", str(tmp_path / "o")]) == 0
+    assert metrics_main([str(tiny_images / "cats"), str(tiny_images / "dogs"), "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
     assert "spec_hf:" in out and (tmp_path / "o" / "power_spectrum.png").is_file()
-    assert gm.main([str(tiny_images / "cats"), str(tiny_images / "dogs"), "--fid"]) == 2
+    assert metrics_main([str(tiny_images / "cats"), str(tiny_images / "dogs"), "--fid"]) == 2
     cap = capsys.readouterr()
     assert cap.out == ""  # no number at all
     assert cap.err.startswith("error: FID/KID need Inception-v3 weights") and cap.err.count("\n") == 1

@@ -1,3 +1,5 @@
+"""Tests of training/reproduce_ssd.py, the SNGAN vs SSD-SNGAN reproduction driver."""
+
 import importlib.util
 import json
 from pathlib import Path
@@ -5,6 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _driver():
