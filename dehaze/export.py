@@ -34,6 +34,14 @@ import torch.nn.functional as F
 
 from dehaze.errors import ConfigError, ParityError
 from dehaze.io import atomic_file, write_bytes_atomic
+from dehaze.twoscale import (
+    DEFAULT_EPS,
+    DEFAULT_RADIUS,
+    DEFAULT_WORKING_SIZE,
+    check_working_size,
+    filter_settings,
+    two_scale_settings,
+)
 
 __all__ = ["HazeIO", "PadToMultiple", "export_onnx", "filter_settings", "parity_check", "sha256_file",
            "two_scale_settings", "write_card"]
@@ -46,10 +54,7 @@ HAZE_IO = {
     "transmission": "output transmission: (N, 1, H, W) float32 in [t_min, 1], the network's raw t",
     "airlight_used": "output airlight_used: (N, 3) the atmospheric light",
 }
-DEFAULT_WORKING_SIZE = 384  # long side of the copy the network sees (benchmarks/bench_two_scale.py)
-DEFAULT_T_REFINE = 24  # guided filter on t: radius in working-size pixels, measured at DEFAULT_WORKING_SIZE
-DEFAULT_T_REFINE_EPS = 0.01  # and its regulariser in squared grey levels (models/dehaze-default.json)
-DEFAULT_T_FLOOR = 0.1  # lower bound of t^strength in the inversion (benchmarks/bench_real_photos.py)
+DEFAULT_T_REFINE, DEFAULT_T_REFINE_EPS = DEFAULT_RADIUS, DEFAULT_EPS  # the two-scale filter's defaults
 
 
 class PadToMultiple(nn.Module):
@@ -197,43 +202,6 @@ def _two_scale_error(G: nn.Module, refine: nn.Module, x: torch.Tensor, outs: lis
     return worst
 
 
-def filter_settings(weightless: dict | None = None, t_refine: int | None = None,
-                    t_refine_eps: float | None = None) -> tuple[int, float]:
-    """The guided filter on t, ``(radius, eps)``: ``t_refine`` / ``t_refine_eps`` when given, else an
-    older checkpoint's (``meta["weightless"]`` of :func:`dehaze.nets.load_generator`), else the
-    measured defaults :data:`DEFAULT_T_REFINE`, :data:`DEFAULT_T_REFINE_EPS`.
-
-    Example:
-        >>> filter_settings({"t_refine": 8, "t_refine_eps": 1.0}), filter_settings({}, t_refine=0)
-        ((8, 1.0), (0, 0.01))
-    """
-    weightless = weightless or {}
-    radius = t_refine if t_refine is not None else weightless.get("t_refine", DEFAULT_T_REFINE)
-    eps = t_refine_eps if t_refine_eps is not None else weightless.get("t_refine_eps", DEFAULT_T_REFINE_EPS)
-    return radius, eps
-
-
-def two_scale_settings(radius: int = DEFAULT_T_REFINE, eps: float = DEFAULT_T_REFINE_EPS, t_min: float = 0.05,
-                       working_size: int = DEFAULT_WORKING_SIZE, t_floor: float = DEFAULT_T_FLOOR) -> dict:
-    """The card's ``two_scale`` entry of an ``asm`` generator: the working size and the guided filter
-    (radius, eps in working-size pixels; ``t_min`` is the generator's).
-
-    Example:
-        >>> two_scale_settings(8, 1.0, t_min=0.05)["radius"]
-        8
-    """
-    return {
-        "working_size": int(working_size),
-        "radius": int(radius),
-        "eps": float(eps),
-        "t_min": float(t_min),
-        "t_floor": float(max(t_floor, t_min)),
-        "about": "the network runs on the photo shrunk to working_size (long side); t comes to full "
-        "size through a guided filter (radius in working-size pixels, eps) computed at the working "
-        "size and applied at full size; J = (I - A) / max(t^strength, t_floor) + A",
-    }
-
-
 def write_card(path: str | Path, card: dict) -> Path:
     """Write a model card as indented JSON (atomically); values JSON cannot hold are written as text."""
     path = Path(path)
@@ -301,8 +269,10 @@ def export_onnx(
     """
     import onnx
 
-    if not 32 <= working_size <= 4096:
-        raise ConfigError(f"working_size must be in 32..4096 pixels, got {working_size}")
+    try:
+        check_working_size(working_size)
+    except ValueError as exc:
+        raise ConfigError(str(exc).replace("working size", "working_size", 1)) from None
     if opset < MIN_OPSET:
         raise ConfigError(f"opset {opset} is too old; the dynamo exporter needs {MIN_OPSET} or newer")
     out_path = Path(out_path)

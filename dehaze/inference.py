@@ -29,8 +29,17 @@ from pathlib import Path
 import numpy as np
 
 from dehaze.errors import CheckpointError, ConfigError, DehazeError
-from dehaze.io import Photo, shrink_to_fit
-from dehaze.twoscale import Haze, apply_haze, check_strength, fit_haze, working_copy
+from dehaze.io import Photo, shrink_to_fit, to_float
+from dehaze.twoscale import (
+    Haze,
+    apply_haze,
+    check_strength,
+    check_working_size,
+    filter_settings,
+    fit_haze,
+    two_scale_settings,
+    working_copy,
+)
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
@@ -191,11 +200,9 @@ def _ramps(spans: list[tuple[int, int]], i: int) -> np.ndarray:
 def _check_rgb(rgb: np.ndarray, keep_integers: bool = False) -> np.ndarray:
     if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 RGB array, got {getattr(rgb, 'shape', type(rgb).__name__)}")
-    if rgb.dtype in (np.uint8, np.uint16):
-        if keep_integers:
-            return rgb
-        return rgb.astype(np.float32) / np.float32(255.0 if rgb.dtype == np.uint8 else 65535.0)
-    return rgb.astype(np.float32, copy=False)
+    if keep_integers and rgb.dtype in (np.uint8, np.uint16):
+        return rgb
+    return to_float(rgb)
 
 
 def _is_torch_file(path: Path) -> bool:
@@ -246,7 +253,7 @@ class Dehazer:
             None -> the cores this process may use.
         providers: explicit ONNX Runtime providers, overriding ``device``.
         working_size: ``asm`` models: long side of the copy the network runs on; None -> the
-            card's (a checkpoint: :data:`dehaze.export.DEFAULT_WORKING_SIZE`).
+            card's (a checkpoint: :data:`dehaze.twoscale.DEFAULT_WORKING_SIZE`).
         strength: the default ``strength`` of calls (two-scale models), in [0, 1.5].
 
     Attributes:
@@ -299,9 +306,11 @@ class Dehazer:
         self.tile = -(-tile // self.multiple) * self.multiple if tile else 0
         self.overlap = overlap
         if self.two_scale is not None and working_size is not None:
-            if not 32 <= int(working_size) <= 4096:
-                raise ConfigError(f"working size must be in 32..4096 pixels, got {working_size}")
-            self.two_scale = {**self.two_scale, "working_size": int(working_size)}
+            try:
+                working_size = check_working_size(working_size)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            self.two_scale = {**self.two_scale, "working_size": working_size}
         self.accepts_integer = self.two_scale is not None
         try:
             self.strength = check_strength(strength)
@@ -384,8 +393,6 @@ class Dehazer:
         self.shares_airlight = getattr(G, "head", None) == "asm"
         self.two_scale = None
         if self.shares_airlight:
-            from dehaze.export import filter_settings, two_scale_settings
-
             # the guided filter on t: an older checkpoint's t_refine / t_refine_eps, else the defaults
             self.two_scale = two_scale_settings(*filter_settings(meta.get("weightless")), t_min=G.t_min)
         self.backend = "torch"

@@ -60,6 +60,7 @@ __all__ = [
     "format_for_extension",
     "read_photo",
     "shrink_to_fit",
+    "to_float",
     "sniff_format",
     "write_bytes_atomic",
     "write_photo",
@@ -331,15 +332,12 @@ def read_photo(
     icc = img.info.get("icc_profile") or None
     if sixteen:
         rgb, alpha, gray = _decode_16bit(data, img, name)
-        scale = 65535.0
     else:
         rgb, alpha, gray = _decode_pillow(img, name)
-        scale = 255.0
     rgb = _orient(rgb, orientation)
     del img  # the decoder's own copy of the pixels
     if as_float:
-        rgb = rgb.astype(np.float32)
-        rgb /= np.float32(scale)  # in place: a 4K photo is 100 MB per float copy
+        rgb = to_float(rgb)
     alpha = None if alpha is None else _orient(alpha, orientation)
     return Photo(
         rgb=rgb,
@@ -362,10 +360,23 @@ def _quantize(x: np.ndarray, bits: int) -> np.ndarray:
     return out.astype(np.uint16 if bits == 16 else np.uint8)
 
 
-def _as_float(x: np.ndarray) -> np.ndarray:
-    if x.dtype in (np.uint8, np.uint16):
-        return x.astype(np.float32) / np.float32(255.0 if x.dtype == np.uint8 else 65535.0)
-    return x
+PIXEL_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}  # integer pixels' white
+
+
+def to_float(x: np.ndarray) -> np.ndarray:
+    """float32 in [0, 1] from uint8/uint16 pixels (a new array), or float pixels as float32 (no copy
+    when they already are): the one integer-to-float conversion of the project.
+
+    Example:
+        >>> to_float(np.array([0, 255], np.uint8)).tolist()
+        [0.0, 1.0]
+    """
+    scale = PIXEL_SCALE.get(x.dtype)
+    if scale is None:
+        return x.astype(np.float32, copy=False)
+    out = x.astype(np.float32)
+    out /= np.float32(scale)  # in place: a 4K photo is 100 MB per float copy
+    return out
 
 
 def _alpha_as(alpha: np.ndarray, bits: int) -> np.ndarray:
@@ -454,9 +465,9 @@ def encode_photo(photo: Photo, fmt: str | None = None, quality: int = 95, png_le
     if photo.alpha is not None and alpha is None:
         # JPEG and BMP keep no alpha: flatten onto white, as image editors do on "export as JPEG"
         a = photo.alpha.astype(np.float32) / (65535.0 if photo.alpha.dtype == np.uint16 else 255.0)
-        rgb = _as_float(rgb) * a[..., None] + (1.0 - a[..., None])
+        rgb = to_float(rgb) * a[..., None] + (1.0 - a[..., None])
     if photo.grayscale:
-        gray = _quantize(_as_float(rgb) @ _LUMA, bits)
+        gray = _quantize(to_float(rgb) @ _LUMA, bits)
         planes = [gray] if alpha is None else [gray, _alpha_as(alpha, bits)]
     else:
         rgb_q = _quantize(rgb, bits)

@@ -2,7 +2,7 @@
 
 Haze belongs to the scene, not to the pixels: the transmission t varies with depth and the
 atmospheric light A is one colour, both smooth. So the network runs once on a copy of the photo
-shrunk to a working size (a long side of about 512 px, the scale it was trained at), and predicts
+shrunk to a working size (a long side of 384 px by default: :data:`DEFAULT_WORKING_SIZE`), and predicts
 t and A there. t reaches full size through the fast guided filter (He and Sun 2015; the idea of
 Wu et al.'s Deep Guided Filter, CVPR 2018): the guided filter's linear coefficients ``a, b`` are
 computed at the working size with the working copy's grey level as the guide, upsampled
@@ -33,23 +33,35 @@ import cv2
 import numpy as np
 
 from dehaze.classical import guided_coefficients
-from dehaze.io import shrink_to_fit
+from dehaze.io import PIXEL_SCALE, shrink_to_fit, to_float
 
 __all__ = [
+    "DEFAULT_EPS",
+    "DEFAULT_RADIUS",
+    "DEFAULT_T_FLOOR",
+    "DEFAULT_WORKING_SIZE",
     "MAX_STRENGTH",
     "STRIP_ROWS",
     "Haze",
     "apply_haze",
     "check_strength",
+    "check_working_size",
+    "filter_settings",
     "fit_haze",
     "grey",
     "transmission",
+    "two_scale_settings",
     "working_copy",
 ]
 
 MAX_STRENGTH = 1.5
 STRIP_ROWS = 256  # rows per strip at full size: ~25 MB of float work for a 12000-px-wide photo
-_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+# the measured defaults (docs/two-scale.md; benchmarks/bench_two_scale.py, bench_real_photos.py)
+DEFAULT_WORKING_SIZE = 384  # long side of the copy the network sees
+DEFAULT_RADIUS = 24  # guided filter on t: radius in working-size pixels
+DEFAULT_EPS = 0.01  # and its regulariser in squared grey levels
+DEFAULT_T_FLOOR = 0.1  # lower bound of t^strength in the inversion
+WORKING_SIZES = (32, 4096)  # the range a working size may take
 
 
 def check_strength(strength: float) -> float:
@@ -68,14 +80,54 @@ def check_strength(strength: float) -> float:
     return s
 
 
-def _to_float(image: np.ndarray) -> np.ndarray:
-    """float32 in [0, 1] from float or uint8/uint16 pixels (a view when already float32)."""
-    scale = _SCALE.get(image.dtype)
-    if scale is None:
-        return image.astype(np.float32, copy=False)
-    out = image.astype(np.float32)
-    out *= np.float32(1.0 / scale)
-    return out
+def check_working_size(side: int) -> int:
+    """``side`` as an int in :data:`WORKING_SIZES`, else a ValueError that names the range.
+
+    Example:
+        >>> check_working_size(384)
+        384
+    """
+    lo, hi = WORKING_SIZES
+    if isinstance(side, bool) or not isinstance(side, int | np.integer) or not lo <= side <= hi:
+        raise ValueError(f"working size must be in {lo}..{hi} pixels, got {side!r}")
+    return int(side)
+
+
+def filter_settings(weightless: dict | None = None, t_refine: int | None = None,
+                    t_refine_eps: float | None = None) -> tuple[int, float]:
+    """The guided filter on t, ``(radius, eps)``: ``t_refine`` / ``t_refine_eps`` when given, else an
+    older checkpoint's (``meta["weightless"]`` of :func:`dehaze.nets.load_generator`), else the
+    measured defaults :data:`DEFAULT_RADIUS`, :data:`DEFAULT_EPS`.
+
+    Example:
+        >>> filter_settings({"t_refine": 8, "t_refine_eps": 1.0}), filter_settings({}, t_refine=0)
+        ((8, 1.0), (0, 0.01))
+    """
+    weightless = weightless or {}
+    radius = t_refine if t_refine is not None else weightless.get("t_refine", DEFAULT_RADIUS)
+    eps = t_refine_eps if t_refine_eps is not None else weightless.get("t_refine_eps", DEFAULT_EPS)
+    return radius, eps
+
+
+def two_scale_settings(radius: int = DEFAULT_RADIUS, eps: float = DEFAULT_EPS, t_min: float = 0.05,
+                       working_size: int = DEFAULT_WORKING_SIZE, t_floor: float = DEFAULT_T_FLOOR) -> dict:
+    """A model card's ``two_scale`` entry: the working size and the guided filter (radius, eps in
+    working-size pixels; ``t_min`` is the generator's).
+
+    Example:
+        >>> two_scale_settings(8, 1.0, t_min=0.05)["radius"]
+        8
+    """
+    return {
+        "working_size": int(working_size),
+        "radius": int(radius),
+        "eps": float(eps),
+        "t_min": float(t_min),
+        "t_floor": float(max(t_floor, t_min)),
+        "about": "the network runs on the photo shrunk to working_size (long side); t comes to full "
+        "size through a guided filter (radius in working-size pixels, eps) computed at the working "
+        "size and applied at full size; J = (I - A) / max(t^strength, t_floor) + A",
+    }
 
 
 def grey(image: np.ndarray) -> np.ndarray:
@@ -85,7 +137,7 @@ def grey(image: np.ndarray) -> np.ndarray:
         >>> grey(np.ones((2, 2, 3), np.uint8) * 255).tolist()
         [[1.0, 1.0], [1.0, 1.0]]
     """
-    x = _to_float(image)
+    x = to_float(image)
     return (x[..., 0] + x[..., 1] + x[..., 2]) * np.float32(1.0 / 3.0)
 
 
@@ -98,7 +150,7 @@ def working_copy(image: np.ndarray, side: int) -> np.ndarray:
     """
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 image, got shape {image.shape}")
-    return _to_float(shrink_to_fit(image, side))
+    return to_float(shrink_to_fit(image, side))
 
 
 @dataclass
@@ -239,11 +291,11 @@ def apply_haze(
         return out
     floor = np.float32(haze.t_min if t_floor is None else t_floor)
     A = haze.airlight.astype(np.float32)
-    scale = _SCALE.get(image.dtype)
+    scale = PIXEL_SCALE.get(image.dtype)
     up = _Upsampler(haze)
     for y0 in range(0, H, max(1, rows)):
         y1 = min(H, y0 + rows)
-        x = _to_float(image[y0:y1])
+        x = to_float(image[y0:y1])
         if scale is None:
             x = x.copy()  # never change a float input in place
         t = transmission(haze, grey(x), y0, up)

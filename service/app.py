@@ -332,6 +332,7 @@ def _rerender_route(app: FastAPI, engine: Engine) -> None:
             raise ApiError(503, "loading", "The model is still loading; retry in a moment.", {"Retry-After": "2"})
         if not re.fullmatch(r"[0-9a-f]{32}", photo_id):
             raise ApiError(404, "unknown_photo", "Not a photo id given by POST /dehaze (X-Dehaze-Id).")
+        engine.cached_upload(photo_id)  # an expired photo's 404 need not wait in the queue
         slot = engine.gate.enter()
         try:
             fmt = FORMATS[format] if format else None

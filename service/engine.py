@@ -258,7 +258,8 @@ class Engine:
 
     # -- serving -----------------------------------------------------------------------------
     def restore(
-        self, data: bytes, method: str, fmt: str | None, quality: int | None, strength: float = 1.0
+        self, data: bytes, method: str, fmt: str | None, quality: int | None, strength: float = 1.0,
+        key: str | None = None,
     ) -> Restored:
         """Decode, restore and encode one photo (blocking; runs on a worker thread).
 
@@ -268,6 +269,7 @@ class Engine:
             fmt: output format (PNG, JPEG, WEBP); None keeps the input's format.
             quality: 1-100 for lossy formats; None uses the encoder's default.
             strength: two-scale models: how much haze to remove, in [0, 1.5].
+            key: the upload's cache key when the caller has it (:meth:`rerender`); else it is hashed.
         """
         from dehaze.inference import restore_photo
         from dehaze.io import read_photo
@@ -289,7 +291,7 @@ class Engine:
         t1 = time.perf_counter()
         key, network = None, True
         if two_scale:  # the haze is estimated once per upload and kept for re-renders
-            key = hashlib.sha256(data).hexdigest()[:32]
+            key = key or self.photo_key(data)
             hit = self.cache.get(key)
             network = hit is None
             haze = fn.estimate(photo.rgb) if network else hit[1]
@@ -304,13 +306,22 @@ class Engine:
         h, w = out.rgb.shape[:2]
         return Restored(body, fmt, w, h, method, t2 - t1, time.perf_counter() - t0, key, network)
 
-    def rerender(self, key: str, fmt: str | None, quality: int | None, strength: float) -> Restored:
-        """A cached upload restored again at another strength, format or quality, without the network."""
+    @staticmethod
+    def photo_key(data: bytes) -> str:
+        """The haze cache's key of an upload (its ``X-Dehaze-Id``)."""
+        return hashlib.sha256(data).hexdigest()[:32]
+
+    def cached_upload(self, key: str) -> bytes:
+        """The upload held under ``key``, else the 404 that says to upload it again."""
         hit = self.cache.get(key)
         if hit is None:
             raise ApiError(404, "unknown_photo", "This photo is no longer (or was never) held by the service; "
                            "upload it again with POST /dehaze.")
-        return self.restore(hit[0], "model", fmt, quality, strength)
+        return hit[0]
+
+    def rerender(self, key: str, fmt: str | None, quality: int | None, strength: float) -> Restored:
+        """A cached upload restored again at another strength, format or quality, without the network."""
+        return self.restore(self.cached_upload(key), "model", fmt, quality, strength, key)
 
     @staticmethod
     def _encode(out, fmt: str, quality: int | None) -> tuple[bytes, str]:

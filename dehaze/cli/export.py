@@ -16,11 +16,11 @@ import argparse
 import sys
 from pathlib import Path
 
-# = dehaze.export's constants; that module imports torch, so it is loaded only in run() (tested equal)
-MIN_OPSET = 18
-DEFAULT_WORKING_SIZE = 384
-DEFAULT_T_REFINE = 24
-DEFAULT_T_REFINE_EPS = 0.01
+from dehaze.twoscale import DEFAULT_EPS as DEFAULT_T_REFINE_EPS
+from dehaze.twoscale import DEFAULT_RADIUS as DEFAULT_T_REFINE
+from dehaze.twoscale import DEFAULT_WORKING_SIZE
+
+MIN_OPSET = 18  # = dehaze.export.MIN_OPSET; that module imports torch, so it is loaded only in run() (tested equal)
 
 
 def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
