@@ -462,15 +462,41 @@ class Dehazer:
             rgb: HxWx3 photo, float32 in [0, 1] or uint8/uint16.
             airlight: (3,) RGB atmospheric light in [0, 1] to use instead of the model's estimate.
         """
+        rgb = _check_rgb(rgb, keep_integers=True)
+        small = working_copy(rgb, int(self._two_scale()["working_size"]))
+        return self.fit(small, *self.raw_haze(small, airlight), rgb.shape[:2])
+
+    def _two_scale(self) -> dict:
         if self.two_scale is None:
             raise DehazeError(f"{self.name} is not a two-scale model (it has no ASM head)")
-        rgb = _check_rgb(rgb, keep_integers=True)
+        return self.two_scale
+
+    def raw_haze(self, small: np.ndarray, airlight=None) -> tuple[np.ndarray, np.ndarray]:
+        """Two-scale models: the network's raw ``(t, A)`` on a working copy (``(h, w)`` float32 and
+        ``(3,)``), before the guided filter; what :class:`dehaze.video.HazeStream` smooths over time.
+
+        Args:
+            small: (h, w, 3) float32 working copy in [0, 1] (:func:`dehaze.twoscale.working_copy`).
+            airlight: (3,) RGB atmospheric light in [0, 1] to use instead of the model's estimate.
+        """
+        self._two_scale()
         a = None if airlight is None else self._check_airlight(airlight)
-        s = self.two_scale
-        small = working_copy(rgb, int(s["working_size"]))
-        x, used = self._infer(small, a, transmission=True)
-        return fit_haze(small, x[..., 0], used, rgb.shape[:2], int(s.get("radius", 0)), float(s.get("eps", 1.0)),
+        x, used = self._infer(_check_rgb(small), a, transmission=True)
+        return x[..., 0], used
+
+    def fit(self, small: np.ndarray, t: np.ndarray, airlight, size: tuple[int, int]) -> Haze:
+        """The :class:`~dehaze.twoscale.Haze` of a full-size photo of ``size`` (H, W) from ``t`` and
+        ``airlight`` on its working copy ``small``, with this model's guided filter."""
+        s = self._two_scale()
+        return fit_haze(small, t, airlight, size, int(s.get("radius", 0)), float(s.get("eps", 1.0)),
                         float(s.get("t_min", 0.05)))
+
+    def stream(self, **options):
+        """A :class:`dehaze.video.HazeStream` over this model: frames of one video in order, with
+        the haze smoothed over time (``options``: its keyword arguments)."""
+        from dehaze.video import HazeStream
+
+        return HazeStream(self, **options)
 
     def apply(self, rgb: np.ndarray, haze: Haze, strength: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
         """Remove a :meth:`estimate` d haze from the full-size photo at ``strength`` (None -> :attr:`strength`),
