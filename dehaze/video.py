@@ -49,6 +49,7 @@ __all__ = [
     "HazeStream",
     "VideoInfo",
     "VideoOptions",
+    "check_crf",
     "check_encoder",
     "histogram_distance",
     "output_extension",
@@ -326,6 +327,19 @@ def check_encoder(name: str) -> str:
     return name
 
 
+def check_crf(crf: int, codec: str | None = None) -> int:
+    """``crf`` if ``codec`` takes it (None: the default H.264), else a ConfigError with the range.
+
+    Example:
+        >>> check_crf(20), check_crf(60, "libvpx-vp9")
+        (20, 60)
+    """
+    top = CRF_CODECS.get(codec or "libx264", 63)
+    if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= top:
+        raise ConfigError(f"the CRF must be 0-{top} for {codec or 'libx264'}, got {crf!r}")
+    return crf
+
+
 def _open_input(src: Path):
     av = _av()
     try:
@@ -523,8 +537,7 @@ def restore_video(
     if muxer is None:
         raise ConfigError(f"{dst}: cannot write a video with the extension {dst.suffix!r}; use {', '.join(_MUXERS)}")
     codec_name = check_encoder(options.codec or ("libvpx-vp9" if muxer == "webm" else "libx264"))
-    if codec_name in CRF_CODECS and not 0 <= options.crf <= CRF_CODECS[codec_name]:
-        raise ConfigError(f"--crf must be 0-{CRF_CODECS[codec_name]} for {codec_name}, got {options.crf}")
+    check_crf(options.crf, codec_name)
     container, stream = _open_input(src)
     stream.thread_type = "AUTO"
     audio = container.streams.audio[0] if container.streams.audio else None

@@ -29,6 +29,7 @@ from fastapi.staticfiles import StaticFiles
 
 from dehaze.io import SUPPORTED_READ, sniff_format
 from dehaze.twoscale import MAX_STRENGTH
+from dehaze.video import sniff_video
 from service.engine import EXTENSIONS, MEDIA_TYPES, Engine
 from service.errors import ApiError, install_handlers
 from service.limits import FIELD, GuardedH11Protocol, check_content_length, read_image_bytes
@@ -81,7 +82,7 @@ DEHAZE_OPENAPI = {
                 (406, "The Accept header excludes every format the service can write"),
                 (408, "The upload did not arrive in time"),
                 (413, "Upload over the byte limit, or an image over the pixel limit"),
-                (415, "An image format the service cannot read"),
+                (415, "An image format the service cannot read, or a video (dehaze videos with the CLI)"),
                 (422, "No file in field `image`, or an invalid query parameter"),
                 (503, "Busy (see Retry-After) or the model is not loaded"),
             ]
@@ -295,6 +296,7 @@ def _dehaze_route(app: FastAPI, engine: Engine, settings: Settings) -> None:
         slot = engine.gate.enter()  # 503 + Retry-After when concurrency + queue are all taken
         try:
             data, filename = await read_image_bytes(request, settings.max_upload_bytes, settings.read_timeout)
+            _refuse_video(data)
             fmt = FORMATS[format] if format else None
             sniffed = sniff_format(data)
             if fmt is None and sniffed in SUPPORTED_READ:  # anything else is refused by read_photo
@@ -305,6 +307,17 @@ def _dehaze_route(app: FastAPI, engine: Engine, settings: Settings) -> None:
             if not slot.handed_off:
                 slot.release()
         return _image_response(r, filename, engine.model_name)
+
+
+def _refuse_video(data: bytes) -> None:
+    """415 for a video (recognised by its first bytes; the service has no video decoder)."""
+    container = sniff_video(data)
+    if container is not None:
+        raise ApiError(
+            415, "video_not_supported",
+            f"The upload is a video ({container}); POST /dehaze restores photos. Dehaze videos with the "
+            "command line: dehaze restore CLIP -o OUT_DIR (pip install 'ssd-dehaze[video]').",
+        )
 
 
 def _rerender_route(app: FastAPI, engine: Engine) -> None:

@@ -20,7 +20,7 @@ from dehaze.errors import DehazeError, run_reporting_errors
 
 # sub-command -> (module under dehaze.cli, one-line help shown by `dehaze --help`)
 COMMANDS = {
-    "restore": ("restore", "dehaze photos or folders of photos into an output folder"),
+    "restore": ("restore", "dehaze photos, videos or folders of them into an output folder"),
     "eval": ("evaluate", "score methods (model, dcp, hazy) on a folder of hazy/clear pairs"),
     "export": ("export", "export a training checkpoint to ONNX with a model card"),
     "synth": ("synth", "make hazy/clear training pairs from clean photos"),

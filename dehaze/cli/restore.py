@@ -1,13 +1,17 @@
-"""``dehaze restore``: dehaze photos and folders of photos into an output folder.
+"""``dehaze restore``: dehaze photos, videos and folders of them into an output folder.
 
     dehaze restore INPUT... -o OUT_DIR [--recursive] [--overwrite] [--method model|dcp|hazy]
                    [--model FILE] [--tile N] [--ext png] [--suffix _dehazed] [--device auto]
+                   [--codec libx264] [--crf 20] [--preset fast] [--network-every 4]
 
-Images are recognised by their content, not their extension. Outputs keep the input's name (plus
-``--suffix``) and format, or take ``--ext``'s; with ``--recursive`` the input tree is mirrored under
-OUT_DIR. Existing outputs are skipped unless ``--overwrite``, and every output is written
-atomically, so an interrupted run simply continues where it stopped when started again. A file
-that cannot be restored is reported and skipped; the run goes on, prints a summary and exits 1.
+Images and videos are recognised by their content, not their extension. Outputs keep the input's
+name (plus ``--suffix``) and format, or take ``--ext``'s (photos); a video keeps its container
+(:func:`dehaze.video.output_extension`) and is encoded with ``--codec`` / ``--crf`` / ``--preset``,
+its frames dehazed by a :class:`dehaze.video.HazeStream` (the haze smoothed over time). With
+``--recursive`` the input tree is mirrored under OUT_DIR. Existing outputs are skipped unless
+``--overwrite``, and every output is written atomically, so an interrupted run simply continues
+where it stopped when started again. A file that cannot be restored is reported and skipped; the
+run goes on, prints a summary and exits 1.
 """
 
 from __future__ import annotations
@@ -40,6 +44,22 @@ from dehaze.io import (
     write_photo,
 )
 from dehaze.twoscale import MAX_STRENGTH, check_strength
+from dehaze.video import (
+    DEFAULT_CRF,
+    DEFAULT_PRESET,
+    NETWORK_EVERY,
+    VIDEO_EXTENSIONS,
+    VideoOptions,
+    check_crf,
+    check_encoder,
+    output_extension,
+    per_frame,
+    probe_video,
+    restore_video,
+    sniff_video,
+)
+
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 TILE_HELP = (
     "tile side for large images, for models that output the image itself (models with the ASM head, "
@@ -70,6 +90,22 @@ def strength_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("strength ")) from None
 
 
+def positive_arg(text: str) -> int:
+    """A whole number, 1 or more (``--network-every``)."""
+    n = _whole_number(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {n}")
+    return n
+
+
+def crf_arg(text: str) -> int:
+    """``--crf``: 0 or more (the codec's own upper bound is checked when a video is written)."""
+    n = _whole_number(text)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {n}")
+    return n
+
+
 def tile_arg(text: str) -> int:
     """``--tile`` on its own, by :func:`dehaze.inference.tiling_error` (the overlap is checked by :class:`Tiling`)."""
     tile = _whole_number(text)
@@ -97,21 +133,21 @@ class Tiling(argparse.Action):
 class Job:
     src: Path
     dst: Path | None  # None when the source is no image we can name an output for
-    fmt: str | None  # output format
+    fmt: str | None  # output format ("video" for a clip: the container follows dst's extension)
 
 
 def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         name,
-        help="dehaze photos or folders of photos",
+        help="dehaze photos, videos or folders of them",
         description=(
-            "Dehaze image files and folders (recognised by content) into OUT_DIR. Existing outputs "
-            "are skipped unless --overwrite, so an interrupted run continues where it stopped."
+            "Dehaze image and video files and folders (recognised by content) into OUT_DIR. Existing "
+            "outputs are skipped unless --overwrite, so an interrupted run continues where it stopped."
         ),
     )
-    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files or folders")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image or video files, or folders")
     p.add_argument("-i", "--input", action="append", default=[], metavar="INPUT",
-                   help="an image file or folder, as in Real-ESRGAN and BasicSR (repeatable)")
+                   help="an image or video file or folder, as in Real-ESRGAN and BasicSR (repeatable)")
     p.add_argument(
         "-o", "--output", metavar="OUT_DIR", required=True, help="output folder (not inside an input folder)"
     )
@@ -159,7 +195,8 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
     p.add_argument(
         "--ext",
         metavar="EXT",
-        help="output format by extension: png, jpg, tif, webp, bmp (default: as input)",
+        help="output format of photos by extension: png, jpg, tif, webp, bmp (default: as input; "
+        "videos keep their container)",
     )
     p.add_argument(
         "--suffix", default="", metavar="TEXT", help="added to each output name before the extension"
@@ -172,8 +209,19 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_MAX_PIXELS,
         metavar="N",
-        help=f"refuse larger images ({DEFAULT_MAX_PIXELS:,})",
+        help=f"refuse larger images and video frames ({DEFAULT_MAX_PIXELS:,})",
     )
+    v = p.add_argument_group("videos")
+    v.add_argument("--codec", metavar="NAME",
+                   help="video encoder of FFmpeg (libx264, libx265, libvpx-vp9, libsvtav1, ffv1, ...; "
+                   "default libx264, libvpx-vp9 for WebM); the audio is copied unchanged")
+    v.add_argument("--crf", type=crf_arg, default=DEFAULT_CRF, metavar="N",
+                   help=f"constant quality of x264/x265/VP9/AV1, lower is better (x264: 18 looks lossless; {DEFAULT_CRF})")
+    v.add_argument("--preset", choices=PRESETS, default=DEFAULT_PRESET, metavar="NAME",
+                   help=f"x264/x265 speed preset: {', '.join(PRESETS)} ({DEFAULT_PRESET})")
+    v.add_argument("--network-every", type=positive_arg, default=NETWORK_EVERY, metavar="N",
+                   help="run the network on every N-th frame and on the first after a scene cut; the "
+                   f"haze is carried between (two-scale models; {NETWORK_EVERY})")
     p.set_defaults(run=run)
     return p
 
@@ -222,8 +270,9 @@ def _collect(inputs: list[str], out_dir: Path, recursive: bool) -> tuple[list[tu
                 continue
             if not f.is_file():
                 continue
-            # by content; a broken file with an image extension is still tried, so it gets reported
-            if sniff_format(f) is None and format_for_extension(f) is None:
+            # by content; a broken file with an image or video extension is still tried, so it gets reported
+            if (sniff_format(f) is None and format_for_extension(f) is None and sniff_video(f) is None
+                    and f.suffix.lower() not in VIDEO_EXTENSIONS):
                 ignored += 1
                 continue
             found.append((f, rel))
@@ -237,7 +286,7 @@ def _plan(args: argparse.Namespace) -> tuple[list[Job], list[tuple[Path, str]], 
     fixed = _out_format(args)
     found, ignored, subdirs = _collect(args.inputs, out_dir, args.recursive)
     if ignored:
-        print(f"note: ignored {ignored} file(s) that are not images", file=sys.stderr)
+        print(f"note: ignored {ignored} file(s) that are not images or videos", file=sys.stderr)
     if subdirs:
         print(f"note: left out {subdirs} sub-folder(s); use --recursive to include them", file=sys.stderr)
     jobs: list[Job] = []
@@ -245,7 +294,9 @@ def _plan(args: argparse.Namespace) -> tuple[list[Job], list[tuple[Path, str]], 
     taken: dict[Path, Path] = {}
     for src, rel in found:
         content = sniff_format(src)
-        if fixed:
+        if _is_video(src, content):
+            fmt, ext = "video", output_extension(src)
+        elif fixed:
             fmt, ext = fixed
         else:
             named = format_for_extension(src)
@@ -255,7 +306,8 @@ def _plan(args: argparse.Namespace) -> tuple[list[Job], list[tuple[Path, str]], 
         if fmt is None:  # not an image we can write back: let the reader report why
             jobs.append(Job(src, None, None))
             continue
-        stem = rel.name[: -len(src.suffix)] if src.suffix and format_for_extension(src) else rel.name
+        known = format_for_extension(src) or src.suffix.lower() in VIDEO_EXTENSIONS
+        stem = rel.name[: -len(src.suffix)] if src.suffix and known else rel.name
         dst = out_dir / rel.parent / f"{stem}{args.suffix}{ext}"
         key = dst.resolve()
         if key == src.resolve():
@@ -272,24 +324,55 @@ def _plan(args: argparse.Namespace) -> tuple[list[Job], list[tuple[Path, str]], 
     return jobs, errors, len(found)
 
 
+def _is_video(src: Path, content: str | None) -> bool:
+    """A video by its first bytes, or a file with a video's name and no image content (tried, so that
+    a broken clip is reported)."""
+    return sniff_video(src) is not None or (content is None and src.suffix.lower() in VIDEO_EXTENSIONS)
+
+
+def _video_options(args: argparse.Namespace) -> VideoOptions:
+    """--codec / --crf / --preset, checked before any clip is decoded (a bad one: exit 2)."""
+    if args.codec:
+        check_encoder(args.codec)
+    check_crf(args.crf, args.codec)
+    return VideoOptions(args.codec, args.crf, args.preset)
+
+
+def _restore_clip(job: Job, fn, args: argparse.Namespace, options: VideoOptions) -> None:
+    """One clip, with its own progress bar (frames, fps, time left) under the files' bar."""
+    if getattr(fn, "two_scale", None) is not None:
+        process = fn.stream(network_every=args.network_every).process  # a new temporal state per clip
+    else:
+        process = per_frame(fn)
+    total = probe_video(job.src).frames or None
+    with tqdm(total=total, desc=job.src.name, unit="frame", file=sys.stderr, dynamic_ncols=True,
+              leave=False, position=1) as bar:
+        restore_video(job.src, job.dst, process, options, progress=lambda _: bar.update(), max_pixels=args.max_pixels)
+
+
 def run(args: argparse.Namespace) -> int:
     args.inputs = [*args.inputs, *args.input]
     if not args.inputs:
-        raise InputError("no input given: name image files or folders (or -i PATH)")
+        raise InputError("no input given: name image or video files or folders (or -i PATH)")
     jobs, errors, total = _plan(args)
     if total == 0:
-        raise InputError(f"no images found in {', '.join(args.inputs)}")
+        raise InputError(f"no images or videos found in {', '.join(args.inputs)}")
     todo = [j for j in jobs if args.overwrite or j.dst is None or not j.dst.exists()]
     existing = len(jobs) - len(todo)
     restored = 0
     if todo:  # the model is loaded only when there is work left
+        options = _video_options(args) if any(j.fmt == "video" for j in todo) else None
         kwargs = dict(device=args.device, tile=args.tile, overlap=args.overlap, threads=args.threads,
                       strength=args.strength)
         fn = get_method(args.method, args.model, **kwargs)
         label = getattr(fn, "name", args.method)
-        bar = tqdm(todo, desc=f"dehaze ({label})", unit="img", file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(todo, desc=f"dehaze ({label})", unit="file", file=sys.stderr, dynamic_ncols=True)
         for job in bar:
             try:
+                if job.fmt == "video":
+                    _restore_clip(job, fn, args, options)
+                    restored += 1
+                    continue
                 photo = read_photo(job.src, max_pixels=args.max_pixels, as_float=False)  # integer pixels: less memory
                 if job.dst is None:  # read_photo raises for these; guard against a reader that does not
                     raise InputError(f"{job.src}: not a supported image")
