@@ -49,6 +49,7 @@ from dehaze.losses import (
     spectral_regularizer,
 )
 from dehaze.nets import SSDDiscriminator, SSDOutput, build_spectral_classifier, count_parameters
+from dehaze.nets.ssd import COMBINES
 from dehaze.train import dist
 from dehaze.train.config import load_config, read_defaults
 from dehaze.train.logger import progress
@@ -94,10 +95,10 @@ def resolve_config(cfg: dict) -> dict:
         raise ConfigError(f"loss.gan '{lc['gan']}' is not one of {', '.join(GAN_LOSSES)}")
     if lc["combine"] is None:
         lc["combine"] = "logit" if lc["gan"] == "hinge" else "prob"
-    if lc["combine"] not in ("logit", "prob"):
-        raise ConfigError("loss.combine must be logit or prob")
+    if lc["combine"] not in COMBINES:
+        raise ConfigError(f"loss.combine must be one of {', '.join(COMBINES)}")
     if lc["gan"] == "hinge" and lc["combine"] == "prob":
-        raise ConfigError("loss.gan=hinge needs loss.combine=logit (hinge works on logits)")
+        raise ConfigError("loss.gan=hinge needs loss.combine=logit or weighted (hinge works on logits)")
     if lc["c_loss"] not in ("bce", "hinge"):
         raise ConfigError("loss.c_loss must be bce or hinge")
     if not 0 <= lc["lam"] <= 1:
@@ -112,6 +113,8 @@ def resolve_config(cfg: dict) -> dict:
             raise ConfigError(f"train.{k} must be positive")
     if int(lc["r1_every"]) < 1:
         raise ConfigError("loss.r1_every must be positive")
+    if cfg["eval"]["generator"] not in ("ema", "G"):
+        raise ConfigError("eval.generator must be ema or G")
     if str(cfg["eval"]["fid"]).lower() not in ("auto", "true", "false"):
         raise ConfigError("eval.fid must be auto, true or false")
     if nc["width"] is not None:
@@ -135,7 +138,7 @@ def build_nets(cfg: dict):
         C = build_spectral_classifier(cfg["feature"], res, res, hidden=nc["c_hidden"], conv_width=nc["c_width"],
                                       drop_high=nc["drop_high"])
         D = SSDDiscriminator(D, C, lam=cfg["loss"]["lam"], feature=cfg["feature"], combine=cfg["loss"]["combine"],
-                             drop_high=nc["drop_high"])
+                             drop_high=nc["drop_high"], c_scale=cfg["loss"]["c_scale"])
     return G, D
 
 
@@ -329,7 +332,8 @@ def _loop(cfg: dict, run: Run, m: Models, batches, dataset, extractor, start: in
         if env.is_main and ((every and done % every == 0) or done == tc["steps"]):
             if ref is None:  # the same real subset for every run and seed
                 ref = RealReference(real_images(dataset, cfg["eval"]["real"], 0), extractor, env.device)
-            last_eval = _evaluate(cfg, m.ema.module, ref, extractor, run, done, env.device)
+            scored = m.G if cfg["eval"]["generator"] == "G" else m.ema.module
+            last_eval = _evaluate(cfg, scored, ref, extractor, run, done, env.device)
             bar.write(f"step {done}: " + "  ".join(f"{k} {v:.4g}" for k, v in last_eval.items()
                                                    if isinstance(v, float)))
         if run.end_step(done, tc["steps"], cfg["log"]["ckpt_every"],
@@ -354,11 +358,13 @@ def _start(state: dict | None, cfg: dict, m: Models, env: dist.DistEnv, path) ->
     return int(state["step"]), state.get("metrics") or {}
 
 
-def _evaluate(cfg, G_ema, ref, extractor, run, step, device) -> dict:
+def _evaluate(cfg, G, ref, extractor, run, step, device) -> dict:
+    """Score ``G`` (G_ema with re-estimated BatchNorm statistics, or the training G as it is: ``eval.generator``)."""
     ec = cfg["eval"]
-    standing_stats(G_ema, n_batches=ec["bn_batches"], batch=64, seed=cfg["seed"])
+    if ec["generator"] != "G":
+        standing_stats(G, n_batches=ec["bn_batches"], batch=64, seed=cfg["seed"])
     out_dir = run.dir / "eval" / f"{step:07d}"
-    ev = evaluate(G_ema, ref, out_dir, n=ec["samples"], seed=cfg["seed"], extractor=extractor, grid=ec["grid"],
+    ev = evaluate(G, ref, out_dir, n=ec["samples"], seed=cfg["seed"], extractor=extractor, grid=ec["grid"],
                   label=cfg["model"], device=device, kid_subsets=ec["kid_subsets"])
     run.logger.scalars(step, {k: v for k, v in ev.scalars.items() if isinstance(v, float)}, prefix="eval")
     if len(ev.samples):
