@@ -4,12 +4,21 @@
     python training/reproduce_ssd.py --budget 1500 --data ../shared/data/cifar10/train --seeds 2 \\
         --models sngan,ssd-sngan --width 64 --batch 32 --n-dis 2 --jobs 2 --out docs/reproduction
 
+A model may carry a combine, ``ssd-sngan:weighted`` (``--set loss.combine=weighted`` for that model;
+runs in ``<model>-<combine>-s<seed>``), so variants of one model can be compared.
+
 Every (model, seed) run goes to ``OUT/runs/<model>-s<seed>/`` (or ``--runs-dir``) (log in ``train.log``); a run that
 already finished at this budget is reused and an unfinished one resumed, so the command can be
 re-run after an interruption. Then ``OUT/results.md`` (table: mean ± std over seeds, and per
 seed), ``OUT/results.json``, ``OUT/power_spectrum.png`` (mean power spectra, band = ±1 std over
 seeds), ``OUT/spectrum_difference.png`` and ``OUT/samples_<model>.png`` are written.
-FID/KID appear only where Inception weights exist (see :mod:`dehaze.metrics.gan`).
+FID/KID appear only where Inception weights exist (see :mod:`dehaze.metrics.gan`); a named
+``--inception`` file that is missing stops the command before any training. ``--kid-features FILE``
+(``training/train_cifar_features.py``) adds ``KID_cifar``, a KID on a small CIFAR-10 classifier's features
+(not comparable with published numbers); finished runs that lack it are scored again from their
+checkpoint (same generator, noise and real images). Each variant is compared with its baseline
+(and ``model:combine`` with ``model``) run by run, on the same seed: the per-seed differences, their
+mean ± std, how many seeds improved, and a paired t-test.
 
 ``--jobs 1`` trains in this process one run after the other; ``--jobs N`` runs N training
 processes at once (each with ``--threads`` torch threads).
@@ -29,13 +38,14 @@ from pathlib import Path
 import numpy as np
 
 from dehaze.errors import ConfigError, DehazeError
-from dehaze.gan.training import MODELS, config_from_args, parse_args, resolve_config, train
+from dehaze.gan.training import MODELS, check_eval_files, config_from_args, parse_args, resolve_config, train
 from dehaze.metrics.spectral import plot_power_spectra, plot_spectrum_differences, spectral_discrepancy
 from dehaze.train.checkpoint import atomic_write_bytes, load_checkpoint
 
 HERE = Path(__file__).resolve().parent
 METRICS = (("spec_hf", "D_hf ↓"), ("spec_hf_inner", "D_hf ≤ Nyquist ↓"), ("spec_corner", "D_hf corners ↓"),
-           ("spec_all", "D_all ↓"), ("fid", "FID ↓"), ("kid", "KID×10³ ↓"))
+           ("spec_all", "D_all ↓"), ("fid", "FID ↓"), ("kid", "KID×10³ ↓"), ("kid_cifar", "KID_cifar×10³ ↓"))
+SCALE = {"kid": 1000.0, "kid_cifar": 1000.0}
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -55,6 +65,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--samples", type=int, default=None, help="generated images per evaluation")
     p.add_argument("--eval-every", type=int, default=0, help="steps between evaluations (0: at the end)")
     p.add_argument("--inception", default=None, help="Inception-v3 weights file (enables FID/KID)")
+    p.add_argument("--kid-features", default=None,
+                   help="CIFAR classifier file (train_cifar_features.py): adds KID_cifar, rescoring finished runs")
     p.add_argument("--config", default=None, help="YAML config shared by all runs")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--jobs", type=int, default=1, help="runs at once (1: in this process)")
@@ -62,16 +74,39 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def run_args(args: argparse.Namespace, model: str, seed: int, run_dir: Path) -> list[str]:
+def split_model(name: str) -> tuple[str, str | None]:
+    """``ssd-sngan:weighted`` -> (``ssd-sngan``, ``weighted``); ``sngan`` -> (``sngan``, None)."""
+    model, _, combine = name.partition(":")
+    return model, combine or None
+
+
+def run_name(name: str) -> str:
+    return name.replace(":", "-")
+
+
+def baseline_of(name: str, models: list[str]) -> str | None:
+    """What a model is compared with: ``model:combine`` with ``model``, ``ssd-X`` with ``X``."""
+    model, combine = split_model(name)
+    if combine and model in models:
+        return model
+    base = model.removeprefix("ssd-")
+    return base if model.startswith("ssd-") and base in models else None
+
+
+def run_args(args: argparse.Namespace, name: str, seed: int, run_dir: Path) -> list[str]:
     """The train_unconditional.py arguments of one run."""
+    model, combine = split_model(name)
     a = ["--model", model, "--data", str(args.data), "--steps", str(args.budget), "--seed", str(seed),
          "--out", str(run_dir), "--threads", str(args.threads), "--eval-every", str(args.eval_every)]
-    for flag in ("data_root", "feature", "resolution", "width", "batch", "n_dis", "samples", "inception", "config"):
+    for flag in ("data_root", "feature", "resolution", "width", "batch", "n_dis", "samples", "inception",
+                 "kid_features", "config"):
         v = getattr(args, flag)
         if v is not None:
             a += ["--" + flag.replace("_", "-"), str(v)]
     for o in args.overrides:
         a += ["--set", o]
+    if combine:
+        a += ["--set", f"loss.combine={combine}"]
     return a
 
 
@@ -127,6 +162,68 @@ def train_all(args: argparse.Namespace, runs: list[tuple[str, int, Path]]) -> No
         raise DehazeError(f"{len(failed)} run(s) failed: {', '.join(failed)}")
 
 
+def rescore(run_dir: Path, kid_path: str, cache: dict) -> bool:
+    """Add ``kid_cifar`` to a finished run's last evaluation, scoring the checkpoint's generator again exactly as
+    the trainer did (same G or G_ema, noise seed, sample count and real images); False if it was there."""
+    import torch
+
+    from dehaze.gan import load_gan_generator
+    from dehaze.gan.data import load_dataset
+    from dehaze.gan.evaluate import RealReference, evaluate, real_images, standing_stats
+    from dehaze.metrics.gan import load_cifar_features
+
+    last = max((run_dir / "eval").glob("[0-9]*"))
+    mfile = last / "metrics.json"
+    metrics = json.loads(mfile.read_text())
+    if "kid_cifar" in metrics:
+        return False
+    state = load_checkpoint(run_dir / "last.pt")
+    if int(state["step"]) != int(last.name):
+        raise DehazeError(f"{run_dir}: the checkpoint (step {state['step']}) is not the last evaluation's ({last.name})")
+    cfg, ec = state["config"], state["config"]["eval"]
+    use_g = ec.get("generator", "ema") == "G"
+    G, _ = load_gan_generator(run_dir / "last.pt", prefer_ema=not use_g)
+    if not use_g:
+        standing_stats(G, n_batches=ec["bn_batches"], batch=64, seed=cfg["seed"])
+    key = (cfg["data"]["path"], cfg["data"]["root"], int(cfg["data"]["resolution"]), int(ec["real"]), kid_path)
+    if key not in cache:
+        ext = load_cifar_features(kid_path)
+        data = load_dataset(cfg["data"]["path"], cfg["data"]["root"], key[2])
+        cache[key] = (ext, RealReference(real_images(data, ec["real"], 0), kid_extractor=ext))
+    ext, ref = cache[key]
+    with torch.no_grad():
+        ev = evaluate(G, ref, None, n=ec["samples"], seed=cfg["seed"], kid_extractor=ext,
+                      kid_subsets=ec["kid_subsets"])
+    metrics |= {k: ev.scalars[k] for k in ("kid_cifar", "kid_cifar_std")}
+    atomic_write_bytes(mfile, lambda f: f.write(json.dumps(metrics, indent=2).encode()))
+    return True
+
+
+def _paired(models: list[str], runs, per_run: dict, keys: list[tuple[str, str]]) -> list[str]:
+    """Per-seed differences variant − baseline on the same seed, mean ± std, seeds improved, paired t-test."""
+    from scipy import stats
+
+    lines = []
+    for m in models:
+        base = baseline_of(m, models)
+        if base is None:
+            continue
+        seeds = [s for (mm, s, _) in runs if mm == m and (base, s) in per_run]
+        for k, head in keys:
+            pairs = [(per_run[(m, s)][k], per_run[(base, s)][k]) for s in seeds
+                     if k in per_run[(m, s)] and k in per_run[(base, s)]]
+            if not pairs:
+                continue
+            d = np.array([a - b for a, b in pairs]) * SCALE.get(k, 1.0)
+            p = stats.ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue if len(d) > 1 else float("nan")
+            lines.append(f"| {m} − {base} | {head} | " + ", ".join(f"{v:+.4f}" for v in d) + f" | {_fmt(list(d), digits=4)}"
+                         f" | {int((d < 0).sum())}/{len(d)} | {p:.3f} |")
+    if not lines:
+        return []
+    return ["| comparison (same seed: same init, data order and evaluation noise) | metric | Δ per seed | "
+            "mean Δ ± std | seeds lower | paired t-test p |", "|---|---|---|---|---|---|", *lines, ""]
+
+
 def _evals(run_dir: Path, size: int) -> list[tuple[int, dict, dict]]:
     """Every evaluation of a run: ``(step, scalars, spectra)``, oldest first.
 
@@ -172,26 +269,27 @@ def summarise(args: argparse.Namespace, models: list[str], runs: list[tuple[str,
         maps[m] = np.mean([np.abs(spectra[(m, s)]["logmag_real"] - spectra[(m, s)]["logmag_fake"])
                            for (mm, s, _) in runs if mm == m], axis=0)
         first = next(s for (mm, s, _) in runs if mm == m)
-        shutil.copyfile(spectra[(m, first)]["samples"], out / f"samples_{m}.png")
+        shutil.copyfile(spectra[(m, first)]["samples"], out / f"samples_{run_name(m)}.png")
     plot_power_spectra(real, curves, res, out / "power_spectrum.png",
                        title=f"mean power spectrum, {args.budget} steps, {args.seeds} seed(s)")
     plot_spectrum_differences(maps, out / "spectrum_difference.png", title="|Δ mean log|F|| (real vs generated)")
 
     # tables
     has_fid = any("fid" in v for v in per_run.values())
-    cols = [(k, h) for k, h in METRICS if has_fid or k not in ("fid", "kid")]
+    has_kc = any("kid_cifar" in v for v in per_run.values())
+    cols = [(k, h) for k, h in METRICS if (has_fid or k not in ("fid", "kid")) and (has_kc or k != "kid_cifar")]
     lines = ["| model | " + " | ".join(h for _, h in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     summary = {}
     for m in models:
         cells = []
         for k, _ in cols:
             vals = [per_run[(m, s)][k] for (mm, s, _) in runs if mm == m and k in per_run[(m, s)]]
-            cells.append(_fmt(vals, 1000.0 if k == "kid" else 1.0, 2 if k in ("fid", "kid") else 4))
+            cells.append(_fmt(vals, SCALE.get(k, 1.0), 2 if k in ("fid", "kid", "kid_cifar") else 4))
             summary.setdefault(m, {})[k] = vals
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     seed_lines = ["| model | seed | step | " + " | ".join(h for _, h in cols) + " |", "|---" * (len(cols) + 3) + "|"]
     for (m, s), v in sorted(per_run.items(), key=lambda kv: (models.index(kv[0][0]), kv[0][1])):
-        cells = [(f"{v[k] * (1000 if k == 'kid' else 1):.4f}" if k in v else "n/a") for k, _ in cols]
+        cells = [(f"{v[k] * SCALE.get(k, 1.0):.4f}" if k in v else "n/a") for k, _ in cols]
         seed_lines.append(f"| {m} | {s} | {v['step']} | " + " | ".join(cells) + " |")
     steps = sorted({st for h in history.values() for st, _, _ in h})
     trend = ["| model | " + " | ".join(f"step {st}" for st in steps) + " |", "|---" * (len(steps) + 1) + "|"]
@@ -201,18 +299,13 @@ def summarise(args: argparse.Namespace, models: list[str], runs: list[tuple[str,
             vals = [sc["spec_hf"] for (mm, _), h in history.items() if mm == m for s2, sc, _ in h if s2 == st]
             cells.append(_fmt(vals, digits=4))
         trend.append(f"| {m} | " + " | ".join(cells) + " |")
-    pairs = ["| comparison (same seed: same init, data order and evaluation noise) | Δ D_hf per seed | "
-             "Δ D_all per seed |", "|---|---|---|"]
-    for m in models:
-        base = m.removeprefix("ssd-")
-        if m.startswith("ssd-") and base in models:
-            seeds = [s for (mm, s, _) in runs if mm == m]
-            dh = [per_run[(m, s)]["spec_hf"] - per_run[(base, s)]["spec_hf"] for s in seeds]
-            da = [per_run[(m, s)]["spec_all"] - per_run[(base, s)]["spec_all"] for s in seeds]
-            pairs.append(f"| {m} − {base} | " + ", ".join(f"{v:+.4f}" for v in dh) + " | "
-                         + ", ".join(f"{v:+.4f}" for v in da) + " |")
+    pairs = _paired(models, runs, per_run, cols)
     fid_note = "" if has_fid else ("\nFID/KID: not computed (no Inception-v3 weights on this machine; see "
                                    "`python -m dehaze.metrics --help` for where to put them).\n")
+    if has_kc:
+        fid_note += ("\nKID_cifar: KID (×10³) on the 96-d features of a small CIFAR-10 classifier trained here "
+                     "(`training/train_cifar_features.py`); it ranks these generators but is **not** comparable "
+                     "with published FID/KID, which use Inception.\n")
     tc = cfg0["train"]
     md = "\n".join([
         "# SSD-GAN reproduction results", "",
@@ -223,7 +316,8 @@ def summarise(args: argparse.Namespace, models: list[str], runs: list[tuple[str,
         "D_hf / D_all: mean |log10 P̄_real(r) − log10 P̄_fake(r)| over the upper half / all radial bins of the "
         f"mean power spectrum (decades; definition in `dehaze/metrics/spectral.py`); D_hf split into radii up to the "
         f"Nyquist rate ({res // 2} cycles) and the corner bins beyond it. Mean ± sample std over seeds.",
-        fid_note, *lines, "", "Per run:", "", *seed_lines, "", *(pairs + [""] if len(pairs) > 2 else []), "D_hf during training (mean ± std over seeds):", "",
+        fid_note, *lines, "", "Per run:", "", *seed_lines, "", *pairs, "D_hf during training (mean ± std over seeds):",
+        "",
         *trend, "",
         "Figures: `power_spectrum.png` (band ±1 std over seeds), `spectrum_difference.png`, `samples_<model>.png`.",
         "", "Command:", "", "```", command, "```", ""])
@@ -239,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python training/reproduce_ssd.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
         models = [m.strip() for m in args.models.split(",") if m.strip()]
-        bad = [m for m in models if m not in MODELS]
+        bad = [m for m in models if split_model(m)[0] not in MODELS]
         if bad or not models:
             raise ConfigError(f"unknown model(s) {', '.join(bad) or '(none)'}; choose from {', '.join(MODELS)}")
         if args.budget < 1 or args.seeds < 1:
@@ -247,12 +341,17 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out)
         runs_dir = Path(args.runs_dir) if args.runs_dir else out / "runs"
         # seed-major order: with --jobs 2 each pair of runs compares models on one seed
-        runs = [(m, s, runs_dir / f"{m}-s{s}") for s in range(args.seeds) for m in models]
-        # check every run's config before training anything
+        runs = [(m, s, runs_dir / f"{run_name(m)}-s{s}") for s in range(args.seeds) for m in models]
+        # check every run's config and named weights files before training anything
         for m, s, d in runs:
-            resolve_config(config_from_args(parse_args(run_args(args, m, s, d))))
+            check_eval_files(resolve_config(config_from_args(parse_args(run_args(args, m, s, d)))))
         out.mkdir(parents=True, exist_ok=True)
         train_all(args, runs)
+        if args.kid_features:
+            cache: dict = {}
+            for _, _, d in runs:
+                if rescore(d, args.kid_features, cache):
+                    print(f"{d.name}: KID_cifar added from its checkpoint", file=sys.stderr)
         md = summarise(args, models, runs, command)
     except DehazeError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -72,14 +72,18 @@ def standing_stats(G: nn.Module, n_batches: int = 16, batch: int = 64, seed: int
 
 
 class RealReference:
-    """Statistics of the real images, computed once per run: spectra and (optionally) Inception features."""
+    """Statistics of the real images, computed once per run: spectra and (optionally) Inception features
+    and the features of the extra KID extractor (``kid_extractor``, e.g. :class:`~dehaze.metrics.gan.CifarFeatures`)."""
 
-    def __init__(self, images: torch.Tensor, extractor: Callable | None = None, device: torch.device | str = "cpu"):
+    def __init__(self, images: torch.Tensor, extractor: Callable | None = None, device: torch.device | str = "cpu",
+                 kid_extractor: Callable | None = None):
         self.images = images
         self.size = int(min(images.shape[-2:]))
         self.power = mean_power_spectrum(images)
         self.logmag = mean_log_magnitude(images)
         self.features = extract_features(images, extractor, device=device) if extractor is not None else None
+        self.kid_features = extract_features(images, kid_extractor, device=device) \
+            if kid_extractor is not None else None
 
 
 @dataclass
@@ -87,7 +91,9 @@ class EvalResult:
     """What :func:`evaluate` measured.
 
     Attributes:
-        scalars: ``spec_hf``, ``spec_all``, ``n`` and, with an extractor, ``fid``, ``kid``, ``kid_std``.
+        scalars: ``spec_hf``, ``spec_all``, ``n``; with an extractor ``fid``, ``kid``, ``kid_std``; with a
+            ``kid_extractor`` ``kid_cifar``, ``kid_cifar_std`` (KID on its features, not comparable with
+            Inception's).
         power: mean power spectrum of the generated images ``(R,)``.
         logmag: their mean log-magnitude spectrum ``(H, W)``.
         samples: the first generated images (for a grid), ``(k, 3, R, R)`` in ``[-1, 1]``.
@@ -101,10 +107,13 @@ class EvalResult:
 
 def evaluate(G: Generator, ref: RealReference, out_dir: str | Path | None, n: int = 5000, seed: int = 0,
              extractor: Callable | None = None, grid: int = 64, label: str = "generated",
-             device: torch.device | str | None = None, kid_subsets: int = 100) -> EvalResult:
+             device: torch.device | str | None = None, kid_subsets: int = 100,
+             kid_extractor: Callable | None = None) -> EvalResult:
     """Generate ``n`` images with ``G`` (as it is: call :func:`standing_stats` first for an EMA copy) and score them.
 
     The same ``seed`` gives the same latent vectors, so runs are compared on equal noise.
+    ``extractor`` (Inception) gives FID and KID; ``kid_extractor`` an extra KID (``kid_cifar``) on its
+    features, for machines without Inception weights.
     """
     was_training = G.training
     G.eval()
@@ -117,6 +126,9 @@ def evaluate(G: Generator, ref: RealReference, out_dir: str | Path | None, n: in
         feats = extract_features(fake, extractor, device=device or "cpu")
         res["fid"] = fid_from_features(ref.features, feats)
         res["kid"], res["kid_std"] = kid_from_features(ref.features, feats, n_subsets=kid_subsets)
+    if kid_extractor is not None and ref.kid_features is not None:
+        feats = extract_features(fake, kid_extractor, device=device or "cpu")
+        res["kid_cifar"], res["kid_cifar_std"] = kid_from_features(ref.kid_features, feats, n_subsets=kid_subsets)
     res["n"] = int(n)
     if out_dir is not None:
         out = Path(out_dir)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from functools import partial
 from pathlib import Path
@@ -48,6 +49,7 @@ from dehaze.losses import (
     r1_penalty,
     spectral_regularizer,
 )
+from dehaze.metrics.gan import load_kid_extractor
 from dehaze.nets import SSDDiscriminator, SSDOutput, build_spectral_classifier, count_parameters
 from dehaze.nets.ssd import COMBINES
 from dehaze.train import dist
@@ -271,8 +273,12 @@ def train_step(m: Models, batches, cfg: dict, step: int, env: dist.DistEnv, loss
 
 
 def _inception(cfg: dict, device):
-    """The FID feature extractor, or None (with the reason) when eval.fid is auto and weights are absent."""
-    from dehaze.metrics.gan import InceptionWeightsError, load_inception
+    """The FID feature extractor, or None (with the reason) when eval.fid is auto and no weights are found.
+
+    Weights named explicitly (``--inception`` / ``eval.inception`` / ``$DEHAZE_INCEPTION``) must exist:
+    only the search of the torch hub cache may come up empty.
+    """
+    from dehaze.metrics.gan import INCEPTION_ENV, InceptionWeightsError, load_inception
 
     mode = str(cfg["eval"]["fid"]).lower()
     if mode == "false":
@@ -280,14 +286,24 @@ def _inception(cfg: dict, device):
     try:
         return load_inception(cfg["eval"]["inception"], device), ""
     except InceptionWeightsError as exc:
-        if mode == "true":
+        if mode == "true" or cfg["eval"]["inception"] or os.environ.get(INCEPTION_ENV):
             raise
         return None, f"FID/KID skipped: {exc}"
+
+
+def check_eval_files(cfg: dict) -> None:
+    """Fail (one line naming the file) when a weights file named in ``eval`` is missing: run before training."""
+    from dehaze.metrics.gan import INCEPTION_ENV, find_inception_weights, load_kid_extractor
+
+    if str(cfg["eval"]["fid"]).lower() != "false" and (cfg["eval"]["inception"] or os.environ.get(INCEPTION_ENV)):
+        find_inception_weights(cfg["eval"]["inception"])
+    load_kid_extractor(cfg["eval"]["kid_features"])
 
 
 def train(cfg: dict, resume: bool | str = False) -> dict:
     """Run (or continue) one training run; returns the last evaluation's scalars."""
     cfg = resolve_config(cfg)
+    check_eval_files(cfg)
     env = dist.setup(cfg["device"])
     if cfg["threads"]:
         torch.set_num_threads(int(cfg["threads"]))
@@ -296,6 +312,7 @@ def train(cfg: dict, resume: bool | str = False) -> dict:
     dataset = load_dataset(cfg["data"]["path"], cfg["data"]["root"], res)
     m = build_models(cfg, env)
     extractor, fid_note = _inception(cfg, env.device) if env.is_main else (None, "")
+    kid_extractor = load_kid_extractor(cfg["eval"]["kid_features"], env.device) if env.is_main else None
     with Run(cfg, cfg["out"], env, resume=resume) as run:
         state = run.load()
         start, last_eval = _start(state, cfg, m, env, run.resume_path)
@@ -307,13 +324,15 @@ def train(cfg: dict, resume: bool | str = False) -> dict:
                   file=sys.stderr)
             if fid_note:
                 print(fid_note, file=sys.stderr)
-        last_eval = _loop(cfg, run, m, batches, dataset, extractor, start, last_eval)
+        last_eval = _loop(cfg, run, m, batches, dataset, (extractor, kid_extractor), start, last_eval)
     dist.cleanup()
     return last_eval
 
 
-def _loop(cfg: dict, run: Run, m: Models, batches, dataset, extractor, start: int, last_eval: dict) -> dict:
-    """Steps ``start`` .. ``train.steps``: LR schedule, D and G phases, EMA, logs, evaluation, checkpoints."""
+def _loop(cfg: dict, run: Run, m: Models, batches, dataset, extractors, start: int, last_eval: dict) -> dict:
+    """Steps ``start`` .. ``train.steps``: LR schedule, D and G phases, EMA, logs, evaluation, checkpoints.
+
+    ``extractors``: (Inception or None, the extra KID extractor or None)."""
     tc, env = cfg["train"], run.env
     loss_fn = build_g_loss(cfg)
     bar, meter, ref = progress(tc["steps"], start, env.is_main), Meter(), None
@@ -331,9 +350,10 @@ def _loop(cfg: dict, run: Run, m: Models, batches, dataset, extractor, start: in
         every = cfg["eval"]["every"]
         if env.is_main and ((every and done % every == 0) or done == tc["steps"]):
             if ref is None:  # the same real subset for every run and seed
-                ref = RealReference(real_images(dataset, cfg["eval"]["real"], 0), extractor, env.device)
+                ref = RealReference(real_images(dataset, cfg["eval"]["real"], 0), extractors[0], env.device,
+                                    kid_extractor=extractors[1])
             scored = m.G if cfg["eval"]["generator"] == "G" else m.ema.module
-            last_eval = _evaluate(cfg, scored, ref, extractor, run, done, env.device)
+            last_eval = _evaluate(cfg, scored, ref, extractors, run, done, env.device)
             bar.write(f"step {done}: " + "  ".join(f"{k} {v:.4g}" for k, v in last_eval.items()
                                                    if isinstance(v, float)))
         if run.end_step(done, tc["steps"], cfg["log"]["ckpt_every"],
@@ -358,14 +378,14 @@ def _start(state: dict | None, cfg: dict, m: Models, env: dist.DistEnv, path) ->
     return int(state["step"]), state.get("metrics") or {}
 
 
-def _evaluate(cfg, G, ref, extractor, run, step, device) -> dict:
+def _evaluate(cfg, G, ref, extractors, run, step, device) -> dict:
     """Score ``G`` (G_ema with re-estimated BatchNorm statistics, or the training G as it is: ``eval.generator``)."""
     ec = cfg["eval"]
     if ec["generator"] != "G":
         standing_stats(G, n_batches=ec["bn_batches"], batch=64, seed=cfg["seed"])
     out_dir = run.dir / "eval" / f"{step:07d}"
-    ev = evaluate(G, ref, out_dir, n=ec["samples"], seed=cfg["seed"], extractor=extractor, grid=ec["grid"],
-                  label=cfg["model"], device=device, kid_subsets=ec["kid_subsets"])
+    ev = evaluate(G, ref, out_dir, n=ec["samples"], seed=cfg["seed"], extractor=extractors[0], grid=ec["grid"],
+                  label=cfg["model"], device=device, kid_subsets=ec["kid_subsets"], kid_extractor=extractors[1])
     run.logger.scalars(step, {k: v for k, v in ev.scalars.items() if isinstance(v, float)}, prefix="eval")
     if len(ev.samples):
         from torchvision.utils import make_grid
@@ -382,6 +402,7 @@ _SHORTCUTS = {  # flag -> config key
     "resolution": "data.resolution", "out": "out", "steps": "train.steps", "batch": "train.batch",
     "n_dis": "train.n_dis", "width": "net.width", "seed": "seed", "device": "device", "threads": "threads",
     "inception": "eval.inception", "eval_every": "eval.every", "samples": "eval.samples",
+    "kid_features": "eval.kid_features",
 }
 
 
@@ -404,6 +425,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--device", help="auto | cpu | cuda[:N]")
     p.add_argument("--inception", help="Inception-v3 weights file for FID/KID")
+    p.add_argument("--kid-features", help="CIFAR classifier file (train_cifar_features.py) for an extra KID")
     p.add_argument("--eval-every", type=int, help="steps between evaluations (0: at the end only)")
     p.add_argument("--samples", type=int, help="generated images per evaluation")
     p.add_argument("--out", help="run folder")

@@ -21,6 +21,13 @@ TensorFlow original; numbers comparable with papers) and ``inception_v3_google-0
 (torchvision's ImageNet weights; FIDs are then *not* comparable with published ones). When
 none is there, :func:`find_inception_weights` raises :class:`InceptionWeightsError` naming the
 files and the folder, and no number is printed.
+
+A KID on other features
+-----------------------
+Where no Inception weights exist, :class:`CifarFeatures` (a small CNN trained on 32×32 CIFAR-10 by
+``training/train_cifar_features.py``; its penultimate layer, 96-d) gives a KID that can still rank
+generators trained on the same data. It is **not** comparable with published FID/KID numbers, which
+use Inception; results name it ``kid_cifar``. :func:`load_kid_extractor` selects it by file.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from dehaze.errors import InputError
 __all__ = [
     "INCEPTION_FILES", "INCEPTION_ENV", "InceptionWeightsError", "find_inception_weights", "InceptionFeatures",
     "load_inception", "extract_features", "feature_statistics", "frechet_distance", "fid_from_features",
-    "kid_from_features", "fid_kid",
+    "kid_from_features", "fid_kid", "CifarFeatures", "load_cifar_features", "load_kid_extractor",
 ]
 
 INCEPTION_FILES = ("pt_inception-2015-12-05-6726825d.pth", "inception_v3_google-0cc3c7bd.pth")
@@ -287,3 +294,74 @@ def fid_kid(real: Images, fake: Images, extractor: Callable[[torch.Tensor], torc
     ff = extract_features(fake, extractor, batch, device)
     kid, kid_std = kid_from_features(fr, ff, kid_subsets, kid_subset_size)
     return {"fid": fid_from_features(fr, ff), "kid": kid, "kid_std": kid_std, "n_real": len(fr), "n_fake": len(ff)}
+
+
+# ------------------------------------------------------------------------------------ CIFAR features
+
+
+class CifarFeatures(nn.Module):
+    """A small CIFAR-10 classifier whose penultimate activations serve as KID features.
+
+    Five 3×3 conv + BatchNorm + ReLU layers (``widths``), max-pooled to 8×8, global average pool to a
+    ``widths[-1]``-d feature, then a linear classifier. Images ``(B, 3, H, W)`` in ``[-1, 1]`` are
+    resized to 32×32. ``forward`` returns the features; :meth:`logits` the class scores.
+
+    Example:
+        >>> f = CifarFeatures()
+        >>> f(torch.zeros(2, 3, 32, 32)).shape, f.logits(torch.zeros(2, 3, 32, 32)).shape
+        (torch.Size([2, 96]), torch.Size([2, 10]))
+    """
+
+    def __init__(self, widths: tuple[int, ...] = (24, 24, 48, 48, 96), classes: int = 10):
+        super().__init__()
+        layers, c = [], 3
+        for i, w in enumerate(widths):
+            layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+            if i in (1, 3):
+                layers.append(nn.MaxPool2d(2))
+            c = w
+        self.widths = tuple(widths)
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(c, classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected images (B, 3, H, W), got {tuple(x.shape)}")
+        if x.shape[-2:] != (32, 32):
+            x = F.interpolate(x.float(), size=(32, 32), mode="bilinear", align_corners=False, antialias=True)
+        return self.body(x.float()).mean(dim=(2, 3))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+def load_cifar_features(path: str | Path, device: torch.device | str = "cpu") -> CifarFeatures:
+    """The :class:`CifarFeatures` extractor saved by ``training/train_cifar_features.py`` (eval mode, frozen).
+
+    Raises:
+        InputError: the file is missing or is not such a classifier.
+    """
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise InputError(f"KID feature classifier not found at {p}")
+    try:
+        blob = torch.load(p, map_location="cpu", weights_only=True)
+        net = CifarFeatures(tuple(int(w) for w in blob["widths"]), int(blob["classes"]))
+        net.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
+    except Exception as exc:
+        raise InputError(f"{p} is not a CIFAR feature classifier from train_cifar_features.py "
+                         f"({exc.__class__.__name__})") from None
+    for q in net.parameters():
+        q.requires_grad_(False)
+    return net.eval().to(device)
+
+
+def load_kid_extractor(spec: str | Path | None, device: torch.device | str = "cpu") -> CifarFeatures | None:
+    """The extractor for the extra KID named by ``spec`` (``eval.kid_features``): ``None``/``inception`` mean
+    no extra one (KID then comes with FID from Inception); anything else is a :class:`CifarFeatures` file."""
+    if spec is None or str(spec) in ("", "inception"):
+        return None
+    return load_cifar_features(spec, device)

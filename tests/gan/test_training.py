@@ -159,3 +159,65 @@ def test_standing_stats_make_eval_mode_match_batch_statistics():
         after = (G(z) - batch_stats).abs().mean()
     assert not G.training and G.b5.momentum == 0.1
     assert after < 0.05 * before
+
+
+def test_weighted_combine_trains_under_hinge_and_prob_is_refused(tiny_images, tmp_path):
+    cfg = resolve_config(_cfg(tiny_images, tmp_path, "ssd-sngan", loss__combine="weighted", loss__c_loss="hinge",
+                              net__drop_high=2))
+    G, D = build_nets(cfg)
+    assert D.combine == "weighted" and D.C.n_bins == 20  # the official 20 bins at 32 px
+    assert train(cfg)["spec_hf"] >= 0
+    with pytest.raises(ConfigError, match="logit or weighted"):
+        resolve_config(_cfg(tiny_images, tmp_path, "ssd-sngan", loss__combine="prob"))
+
+
+def test_official_ssd_stylegan_form(tiny_images, tmp_path):
+    """(D + stop_grad(0.4·C)) / 2 on logits with a hinge-trained C, beside the default eq. 6 form."""
+    from pathlib import Path
+
+    from dehaze.train.config import load_config
+
+    root = Path(__file__).resolve().parents[2] / "training" / "configs"
+    default = resolve_config(load_config(root / "unconditional_stylegan32.yaml", [], DEFAULTS))
+    assert default["loss"]["combine"] == "prob" and default["loss"]["c_scale"] == 1.0
+    official = load_config(root / "unconditional_stylegan32_official.yaml", [], DEFAULTS)
+    assert (official["loss"]["combine"], official["loss"]["c_scale"], official["loss"]["c_loss"]) == \
+        ("logit", 0.4, "hinge")
+    cfg = _cfg(tiny_images, tmp_path, "ssd-stylegan")
+    cfg["loss"].update({k: official["loss"][k] for k in ("combine", "c_scale", "c_loss")})
+    cfg = resolve_config(cfg)
+    G, D = build_nets(cfg)
+    out = D(torch.rand(2, 3, 16, 16) * 2 - 1)
+    assert out.space == "logit"
+    torch.testing.assert_close(out.combined, (out.spatial + 0.4 * out.spectral.detach()) / 2)
+    stats = discriminator_step(G, D, torch.optim.SGD(D.parameters(), lr=0.0), torch.rand(4, 3, 16, 16) * 2 - 1, cfg)
+    assert stats["loss/C"] >= 0  # C's hinge loss, on its own logits (unscaled)
+    assert train(cfg)["spec_all"] >= 0
+
+
+def test_missing_inception_or_kid_file_stops_before_training(tiny_images, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("DEHAZE_INCEPTION", raising=False)
+    for flag, what in (("--inception", "Inception weights not found"),
+                       ("--kid-features", "KID feature classifier not found")):
+        out = tmp_path / flag.strip("-")
+        assert main(["--model", "sngan", "--data", str(tiny_images), "--width", "8", "--steps", "1",
+                     "--out", str(out), flag, str(tmp_path / "nope.pth")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and what in err and str(tmp_path / "nope.pth") in err
+        assert not out.exists()  # nothing trained, no run folder
+
+
+def test_eval_of_the_training_generator(tiny_images, tmp_path):
+    """eval.generator=G (the paper's protocol) scores G itself, with its own BatchNorm running statistics."""
+    from dehaze.gan.data import load_dataset
+    from dehaze.gan.evaluate import RealReference, evaluate, real_images
+
+    cfg = _cfg(tiny_images, tmp_path, "sngan", train__steps=1, eval__generator="G")
+    got = train(cfg)
+    ref = RealReference(real_images(load_dataset(str(tiny_images), None, 32), 8, 0))
+    G, meta = load_gan_generator(tmp_path / "last.pt", prefer_ema=False)
+    assert meta["weights"] == "G"
+    assert evaluate(G, ref, None, n=8, seed=cfg["seed"]).scalars["spec_all"] == pytest.approx(got["spec_all"],
+                                                                                              rel=1e-9)
+    with pytest.raises(ConfigError, match="eval.generator"):
+        resolve_config(_cfg(tiny_images, tmp_path, "sngan", eval__generator="G_ema"))
