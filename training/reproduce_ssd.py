@@ -312,7 +312,11 @@ def summarise(args: argparse.Namespace, models: list[str], runs: list[tuple[str,
         f"Data `{cfg0['data']['path']}` at {res}×{res}; {args.budget} generator steps per run, batch {tc['batch']}, "
         f"n_dis {tc['n_dis']}, ngf {cfg0['net']['ngf']}, ndf {cfg0['net']['ndf']}, "
         f"lr {tc['lr_G']} (decay {tc['decay']}), Adam betas {tc['betas']}, λ {cfg0['loss']['lam']}, "
-        f"{per_run[runs[0][:2]]['n']} generated images per evaluation (G_ema), seeds 0..{args.seeds - 1}.", "",
+        f"C: {cfg0['feature']} φ with {cfg0['net'].get('drop_high', 0)} corner bins dropped, trained with "
+        f"{cfg0['loss'].get('c_loss', 'bce')}; "
+        f"{per_run[runs[0][:2]]['n']} generated images per evaluation "
+        f"({'G' if cfg0['eval'].get('generator', 'ema') == 'G' else 'G_ema'}) against {cfg0['eval']['real']} real, "
+        f"seeds 0..{args.seeds - 1}.", "",
         "D_hf / D_all: mean |log10 P̄_real(r) − log10 P̄_fake(r)| over the upper half / all radial bins of the "
         f"mean power spectrum (decades; definition in `dehaze/metrics/spectral.py`); D_hf split into radii up to the "
         f"Nyquist rate ({res // 2} cycles) and the corner bins beyond it. Mean ± sample std over seeds.",
