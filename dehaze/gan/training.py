@@ -3,10 +3,12 @@
 =================  =====================================================================
 ``sngan``          ResNet SNGAN, hinge loss, n_dis=5 (Mimicry / the SSD-GAN paper's setup)
 ``sngan-reg``      + the spectral regulariser on G (Durall et al. 2020)
-``ssd-sngan``      D_ss = λ·D + (1−λ)·C(φ(x)) in logit space (hinge; official code)
+``ssd-sngan``      D_ss = λ·D + (1−λ)·C(φ(x)) in logit space (hinge; official code); under the hinge loss C
+                   cannot reach G there, ``loss.combine=weighted`` lets it (:func:`dehaze.nets.ssd.ssd_combine`)
 ``ssd-sngan-reg``  both
 ``stylegan``       small StyleGAN, non-saturating loss + R1
-``ssd-stylegan``   D_ss in probability space (eq. 6), R1 on the spatial logits
+``ssd-stylegan``   D_ss in probability space (eq. 6), R1 on the spatial logits; the official form:
+                   ``loss.combine=logit loss.c_scale=0.4 loss.c_loss=hinge``
 =================  =====================================================================
 
 Per step (``train.steps`` counts generator steps): ``n_dis`` discriminator steps, each on a
