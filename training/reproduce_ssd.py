@@ -224,6 +224,17 @@ def _paired(models: list[str], runs, per_run: dict, keys: list[tuple[str, str]])
             "mean Δ ± std | seeds lower | paired t-test p |", "|---|---|---|---|---|---|", *lines, ""]
 
 
+def _c_accuracy(run_dir: Path) -> dict:
+    """C's accuracy on its training batches over the run's last logging window (``acc_C``), if it has a C."""
+    stats = run_dir / "stats.jsonl"
+    lines = stats.read_text().strip().splitlines() if stats.is_file() else []
+    for line in reversed(lines):
+        rec = json.loads(line)
+        if "acc/C" in rec:
+            return {"acc_C": rec["acc/C"]}
+    return {}
+
+
 def _evals(run_dir: Path, size: int) -> list[tuple[int, dict, dict]]:
     """Every evaluation of a run: ``(step, scalars, spectra)``, oldest first.
 
@@ -258,7 +269,7 @@ def summarise(args: argparse.Namespace, models: list[str], runs: list[tuple[str,
     for model, seed, run_dir in runs:
         history[(model, seed)] = _evals(run_dir, res)
         step, scalars, spectra[(model, seed)] = history[(model, seed)][-1]
-        per_run[(model, seed)] = scalars | {"step": step}
+        per_run[(model, seed)] = scalars | {"step": step} | _c_accuracy(run_dir)
 
     # figures: spectra averaged over seeds (band: ±1 std of log10 P over seeds)
     real = np.mean([s["power_real"] for s in spectra.values()], axis=0)
@@ -291,6 +302,12 @@ def summarise(args: argparse.Namespace, models: list[str], runs: list[tuple[str,
     for (m, s), v in sorted(per_run.items(), key=lambda kv: (models.index(kv[0][0]), kv[0][1])):
         cells = [(f"{v[k] * SCALE.get(k, 1.0):.4f}" if k in v else "n/a") for k, _ in cols]
         seed_lines.append(f"| {m} | {s} | {v['step']} | " + " | ".join(cells) + " |")
+    acc = [f"| {m} | " + _fmt([per_run[(m, s)]["acc_C"] for (mm, s, _) in runs if mm == m]) + " | "
+           + ", ".join(f"{per_run[(m, s)]['acc_C']:.3f}" for (mm, s, _) in runs if mm == m) + " |"
+           for m in models if all("acc_C" in per_run[(m, s)] for (mm, s, _) in runs if mm == m)]
+    if acc:
+        acc = ["C's accuracy on its own real/fake training batches over the last logged window "
+               "(`log.every` steps; chance 0.5):", "", "| model | mean ± std | per seed |", "|---|---|---|", *acc, ""]
     steps = sorted({st for h in history.values() for st, _, _ in h})
     trend = ["| model | " + " | ".join(f"step {st}" for st in steps) + " |", "|---" * (len(steps) + 1) + "|"]
     for m in models:

@@ -105,6 +105,7 @@ def test_variants_kid_on_cifar_features_rescoring_and_paired_table(tiny_images, 
     assert "KID_cifar×10³" in md and "not** comparable" in md
     assert "| ssd-sngan − sngan | D_hf ↓ |" in md and "| ssd-sngan:weighted − ssd-sngan | KID_cifar×10³ ↓ |" in md
     assert (out / "samples_ssd-sngan-weighted.png").is_file()
+    assert "C's accuracy on its own real/fake training batches" in md and "| ssd-sngan:weighted | " in md
 
     # rescoring gives exactly what the trainer itself computes with the classifier
     rescored = json.loads(sorted((out / "runs" / "ssd-sngan-s0" / "eval").glob("0*"))[-1]
