@@ -337,7 +337,7 @@ def summarise(args: argparse.Namespace, models: list[str], runs: list[tuple[str,
         "D_hf / D_all: mean |log10 P̄_real(r) − log10 P̄_fake(r)| over the upper half / all radial bins of the "
         f"mean power spectrum (decades; definition in `dehaze/metrics/spectral.py`); D_hf split into radii up to the "
         f"Nyquist rate ({res // 2} cycles) and the corner bins beyond it. Mean ± sample std over seeds.",
-        fid_note, *lines, "", "Per run:", "", *seed_lines, "", *pairs, "D_hf during training (mean ± std over seeds):",
+        fid_note, *lines, "", "Per run:", "", *seed_lines, "", *pairs, *acc, "D_hf during training (mean ± std over seeds):",
         "",
         *trend, "",
         "Figures: `power_spectrum.png` (band ±1 std over seeds), `spectrum_difference.png`, `samples_<model>.png`.",
