@@ -116,7 +116,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="train_cifar_features.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="../shared/data/cifar10", help="folder with train/<class>/ and test/<class>/")
     p.add_argument("--out", default="docs/reproduction/cifar_features.pt", help="weights file (+ .json summary)")
-    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
