@@ -5,7 +5,8 @@ of the transmission t jump from frame to frame and the brightness pumps. :class:
 carries the haze from frame to frame instead: A and the network's raw t at the working size are
 exponential moving averages (time constants in frames), the network runs on every
 ``network_every``-th frame only, the guided filter is fitted on every frame's own working copy
-(so t's edges follow the picture), and a scene cut (the colour histograms of consecutive working
+(so t's edges follow the picture), A follows quick changes of the whole frame's brightness, and a
+scene cut (the colour histograms of consecutive working
 copies differ by more than ``cut_threshold``) resets the state, so the new scene gets its own haze
 at once. The full-size half is :func:`dehaze.twoscale.apply_haze`, as for photos.
 
@@ -43,6 +44,7 @@ __all__ = [
     "CUT_THRESHOLD",
     "DEFAULT_CRF",
     "DEFAULT_PRESET",
+    "LEVEL_GAIN",
     "NETWORK_EVERY",
     "T_FRAMES",
     "VIDEO_EXTENSIONS",
@@ -62,7 +64,8 @@ __all__ = [
 # the measured defaults (benchmarks/bench_video.py)
 AIRLIGHT_FRAMES = 30.0  # time constant of A's moving average, in frames (about 1 s at 30 fps)
 T_FRAMES = 4.0  # time constant of the raw t's moving average at the working size, in frames
-NETWORK_EVERY = 4  # the network runs on every N-th frame (and on the first frame after a cut)
+NETWORK_EVERY = 8  # the network runs on every N-th frame (and on the first after a cut): 720p at >= 10 fps on 2 cores
+LEVEL_GAIN = 0.03  # A follows the frame's brightness over its recent average by at most ±3% (pumping, flicker)
 CUT_THRESHOLD = 0.35  # histogram distance (0: same colours, 1: disjoint) above which a frame starts a scene
 HIST_BINS = 16  # per colour channel, for the scene-cut test
 DEFAULT_CRF = 20  # constant-quality setting (x264/x265: 18 looks lossless, 23 is FFmpeg's default)
@@ -165,21 +168,25 @@ def histogram_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).sum() / (2 * a.shape[0]))
 
 
-def _blend(old: np.ndarray, new: np.ndarray, frames: float, tau: float) -> np.ndarray:
-    """The moving average of time constant ``tau`` frames after ``frames`` frames of ``new``."""
-    w = 1.0 - math.exp(-frames / tau) if tau > 0 else 1.0
-    return (old + (new - old) * np.float32(w)).astype(np.float32)
-
-
 class HazeStream:
     """Dehaze the frames of one video in order, with the haze carried from frame to frame.
+
+    Per frame: the working copy's colour histograms are compared with the previous frame's (a
+    scene cut resets the state); every ``network_every``-th frame the network gives a new target
+    (its raw t at the working size, and A); the smoothed t and A move towards their targets by
+    ``1 - exp(-1 / time constant)`` of the gap on every frame (no step when the network runs); A
+    is scaled by the frame's brightness over its recent average (within ±:data:`LEVEL_GAIN`), so a
+    quick small change of exposure (or an encoder's pumping) changes the output by the same factor
+    instead of by 1/t times as much;
+    the guided filter is fitted on the frame's own working copy (t's edges follow the picture as
+    the camera moves) and the haze is removed at full size (:func:`dehaze.twoscale.apply_haze`).
 
     Args:
         dehazer: a two-scale :class:`~dehaze.inference.Dehazer` (an ``asm``-head model).
         strength: in [0, 1.5], as for photos; None -> the dehazer's.
         network_every: the network runs on every N-th frame (always on the first one and after a
-            cut); between, the smoothed t and A are fitted to each frame's own picture. 1: every frame.
-        airlight_frames: time constant of A's moving average, in frames.
+            cut). 1: every frame.
+        airlight_frames: time constant of A's moving average, in frames (0: no smoothing).
         t_frames: time constant of the moving average of the raw t at the working size, in frames.
         cut_threshold: :func:`histogram_distance` between consecutive frames above which the state
             is reset (a scene cut); above 1: never.
@@ -187,7 +194,7 @@ class HazeStream:
     Attributes:
         frames: frames processed so far.
         cuts: indices of the frames that started a new scene (not the first frame).
-        airlight: the smoothed (3,) A used for the last frame.
+        airlight: the (3,) A used for the last frame (smoothed, scaled by the frame's brightness).
         haze: the :class:`~dehaze.twoscale.Haze` applied to the last frame.
 
     Example:
@@ -203,7 +210,7 @@ class HazeStream:
             raise ConfigError(f"{getattr(dehazer, 'name', dehazer)!r} is not a two-scale model: a stream needs one")
         if isinstance(network_every, bool) or not isinstance(network_every, int) or network_every < 1:
             raise ConfigError(f"network_every must be a whole number of frames, 1 or more, got {network_every!r}")
-        if airlight_frames < 0 or t_frames < 0:
+        if not (airlight_frames >= 0 and t_frames >= 0):
             raise ConfigError("the time constants airlight_frames and t_frames must be 0 or more")
         self.dehazer = dehazer
         try:
@@ -211,21 +218,21 @@ class HazeStream:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         self.network_every = network_every
-        self.airlight_frames, self.t_frames = float(airlight_frames), float(t_frames)
         self.cut_threshold = float(cut_threshold)
+        self._w_air = np.float32(1.0 - math.exp(-1.0 / airlight_frames) if airlight_frames > 0 else 1.0)
+        self._w_t = np.float32(1.0 - math.exp(-1.0 / t_frames) if t_frames > 0 else 1.0)
         self.working_size = int(dehazer.two_scale["working_size"])
         self.frames = 0
         self.cuts: list[int] = []
         self.haze = None
-        self.airlight: np.ndarray | None = None
         self.reset()
 
     def reset(self) -> None:
         """Forget the haze: the next frame is estimated on its own, as at a scene cut."""
-        self._t = None
-        self.airlight = None
+        self._t = self._t_target = None
+        self.airlight = self._air = self._air_target = None
         self._since = 0  # frames since the network last ran
-        self._hist = None
+        self._hist = self._level = None
 
     @staticmethod
     def histogram(small: np.ndarray) -> np.ndarray:
@@ -248,17 +255,23 @@ class HazeStream:
                 self.cuts.append(self.frames)
             self.reset()
         self._hist = hist
+        level = np.float32(small.mean())
         if self._t is None or self._since + 1 >= self.network_every:
             t, airlight = self.dehazer.raw_haze(small)
-            if self._t is None:
-                self._t, self.airlight = t, np.asarray(airlight, np.float32)
-            else:
-                gap = self._since + 1  # frames since the last estimate
-                self._t = _blend(self._t, t, gap, self.t_frames)
-                self.airlight = _blend(self.airlight, np.asarray(airlight, np.float32), gap, self.airlight_frames)
+            self._t_target, self._air_target = t.astype(np.float32), np.asarray(airlight, np.float32)
             self._since = 0
         else:
             self._since += 1
+        if self._t is None:
+            self._t, self._air, self._level = self._t_target.copy(), self._air_target.copy(), level
+        else:
+            self._t += self._w_t * (self._t_target - self._t)
+            self._air = self._air + self._w_air * (self._air_target - self._air)
+            self._level += self._w_t * (level - self._level)
+        # a quick small change of the whole frame's level (exposure, the encoder's pumping) scales A with
+        # it, so the output changes by the same factor instead of by 1/t times the change
+        gain = np.clip(level / max(self._level, 1e-3), 1 - LEVEL_GAIN, 1 + LEVEL_GAIN)
+        self.airlight = np.clip(self._air * gain, 0.0, 1.0).astype(np.float32)
         self.haze = self.dehazer.fit(small, self._t, self.airlight, frame.shape[:2])
         self.frames += 1
         return self.dehazer.apply(frame, self.haze, self.strength, out=out)
