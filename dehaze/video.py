@@ -563,7 +563,7 @@ def restore_video(
             finally:
                 writer.container.close()
             if done < expected - max(1, expected // 100):
-                raise InputError(f"{src}: truncated or corrupt video: {done} of the {expected} frames "
+                raise InputError(f"{src}: corrupt or truncated video: only {done} of the {expected} frames "
                                  "its header promises could be decoded")
     finally:
         container.close()
