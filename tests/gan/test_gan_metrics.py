@@ -175,3 +175,30 @@ def test_command_line_spectra_and_fid_without_weights(tiny_images, tmp_path, mon
     cap = capsys.readouterr()
     assert cap.out == ""  # no number at all
     assert cap.err.startswith("error: FID/KID need Inception-v3 weights") and cap.err.count("\n") == 1
+
+
+def test_cifar_feature_extractor_selectable_for_kid(tmp_path):
+    from dehaze.gan import SNGANGenerator32
+    from dehaze.gan.evaluate import RealReference, evaluate
+
+    torch.manual_seed(0)
+    net = gm.CifarFeatures()
+    blob = {"widths": list(net.widths), "classes": 10, "info": "{}",
+            "state_dict": {k: (v.half() if v.is_floating_point() else v) for k, v in net.state_dict().items()}}
+    torch.save(blob, tmp_path / "f.pt")
+    ext = gm.load_kid_extractor(tmp_path / "f.pt")
+    assert isinstance(ext, gm.CifarFeatures) and not ext.training
+    assert ext(torch.zeros(3, 3, 64, 64)).shape == (3, 96)  # other sizes are resized to 32
+    assert gm.load_kid_extractor("inception") is None and gm.load_kid_extractor(None) is None
+    with pytest.raises(gm.InputError, match="not found"):
+        gm.load_kid_extractor(tmp_path / "missing.pt")
+    torch.save({"x": 1}, tmp_path / "bad.pt")
+    with pytest.raises(gm.InputError, match="not a CIFAR feature classifier"):
+        gm.load_kid_extractor(tmp_path / "bad.pt")
+
+    real = torch.rand(16, 3, 32, 32) * 2 - 1
+    G = SNGANGenerator32(nz=8, ngf=8)
+    res = evaluate(G, RealReference(real, kid_extractor=ext), None, n=16, kid_extractor=ext, kid_subsets=3).scalars
+    assert res["kid_cifar"] > 0 and "kid" not in res and "fid" not in res  # never passed off as Inception's
+    same = evaluate(G, RealReference(real, kid_extractor=ext), None, n=16, kid_extractor=None).scalars
+    assert "kid_cifar" not in same
