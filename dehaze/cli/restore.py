@@ -2,7 +2,7 @@
 
     dehaze restore INPUT... -o OUT_DIR [--recursive] [--overwrite] [--method model|dcp|hazy]
                    [--model FILE] [--tile N] [--ext png] [--suffix _dehazed] [--device auto]
-                   [--codec libx264] [--crf 20] [--preset fast] [--network-every 4]
+                   [--codec libx264] [--crf 20] [--preset fast] [--network-every 8]
 
 Images and videos are recognised by their content, not their extension. Outputs keep the input's
 name (plus ``--suffix``) and format, or take ``--ext``'s (photos); a video keeps its container
@@ -353,7 +353,7 @@ def _restore_clip(job: Job, fn, args: argparse.Namespace, options: VideoOptions)
 def run(args: argparse.Namespace) -> int:
     args.inputs = [*args.inputs, *args.input]
     if not args.inputs:
-        raise InputError("no input given: name image or video files or folders (or -i PATH)")
+        raise InputError("no input given: name image files or folders (or -i PATH)")
     jobs, errors, total = _plan(args)
     if total == 0:
         raise InputError(f"no images or videos found in {', '.join(args.inputs)}")
