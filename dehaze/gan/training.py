@@ -161,10 +161,13 @@ def spatial(out: torch.Tensor | SSDOutput) -> torch.Tensor:
     return out.spatial if isinstance(out, SSDOutput) else out
 
 
-def _c_loss(real: SSDOutput, fake: SSDOutput, kind: str) -> torch.Tensor:
-    if kind == "hinge":  # the official code trains C with the GAN's hinge loss
-        return d_loss(real.spectral, fake.spectral, "hinge")
-    return classifier_loss(real, fake)
+def _c_loss(real: SSDOutput, fake: SSDOutput, kind: str, scale: float = 1.0) -> torch.Tensor:
+    """C's own loss on its logit as D_ss uses it, ``scale·C`` (the official SSD-StyleGAN trains C's hinge
+    on 0.4·C); ``hinge`` as the official code, ``bce`` as eq. 5."""
+    r, f = scale * real.spectral, scale * fake.spectral
+    if kind == "hinge":
+        return d_loss(r, f, "hinge")
+    return classifier_loss(r, f)
 
 
 # ---------------------------------------------------------------------------------------- steps
@@ -211,7 +214,7 @@ def discriminator_step(G, D, optD, real: torch.Tensor, cfg: dict, r1: bool = Fal
     loss = loss_D
     stats = {"loss/D": loss_D.item(), "D/real": spatial(out_r).mean().item(), "D/fake": spatial(out_f).mean().item()}
     if isinstance(out_r, SSDOutput):
-        loss_C = _c_loss(out_r, out_f, lc["c_loss"])
+        loss_C = _c_loss(out_r, out_f, lc["c_loss"], lc["c_scale"])
         loss = loss + loss_C
         stats["loss/C"] = loss_C.item()
         stats["acc/C"] = accuracy(out_r.spectral, out_f.spectral)

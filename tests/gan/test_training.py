@@ -190,8 +190,15 @@ def test_official_ssd_stylegan_form(tiny_images, tmp_path):
     out = D(torch.rand(2, 3, 16, 16) * 2 - 1)
     assert out.space == "logit"
     torch.testing.assert_close(out.combined, (out.spatial + 0.4 * out.spectral.detach()) / 2)
-    stats = discriminator_step(G, D, torch.optim.SGD(D.parameters(), lr=0.0), torch.rand(4, 3, 16, 16) * 2 - 1, cfg)
-    assert stats["loss/C"] >= 0  # C's hinge loss, on its own logits (unscaled)
+    real = torch.rand(4, 3, 16, 16) * 2 - 1
+    torch.manual_seed(3)
+    stats = discriminator_step(G, D, torch.optim.SGD(D.parameters(), lr=0.0), real, cfg)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        fake = G(G.noise(4))
+        c_r, c_f = D(real).spectral, D(fake).spectral
+    hinge = torch.relu(1 - 0.4 * c_r).mean() + torch.relu(1 + 0.4 * c_f).mean()  # official: hinge on 0.4·C
+    assert stats["loss/C"] == pytest.approx(hinge.item(), rel=1e-5)
     assert train(cfg)["spec_all"] >= 0
 
 
