@@ -49,6 +49,8 @@ __all__ = [
     "list_images",
     "random_resized_crop",
     "read_rgb",
+    "read_split",
+    "split_photos",
     "to_tensor",
 ]
 
@@ -97,6 +99,35 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
         raise ValueError(f"expected an HxWx3 image, got shape {image.shape}")
     x = torch.from_numpy(np.ascontiguousarray(float01(image).transpose(2, 0, 1)))
     return x * 2.0 - 1.0
+
+
+def read_split(path: str | Path) -> list[str]:
+    """The photos a split file lists: one path per line relative to a clean-photo root, ``#`` comments.
+
+    Example (``training/splits/heldout-v1.txt``, the photos kept out of training)::
+
+        >>> read_split("training/splits/heldout-v1.txt")[0]  # doctest: +SKIP
+        'sun-hays80/abbey_sun_asztnlqhlrvirneh.jpg'
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such split file")
+    lines = (ln.split("#", 1)[0].strip() for ln in path.read_text().splitlines())
+    return [ln for ln in lines if ln]
+
+
+def split_photos(split: str | Path, root: str | Path) -> list[Path]:
+    """The files of a split under ``root``; one InputError naming the first missing one."""
+    files = [Path(root) / rel for rel in read_split(split)]
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise InputError(f"{split}: {len(missing)} listed photo(s) not under {root}, e.g. {missing[0]}")
+    return files
+
+
+def _listed(f: Path, rels: set[tuple[str, ...]], depth: int) -> bool:
+    parts = f.parts
+    return any(parts[-k:] in rels for k in range(1, min(depth, len(parts)) + 1))
 
 
 class _SeededDataset(Dataset):
@@ -281,6 +312,10 @@ class SyntheticHazeDataset(_SeededDataset):
         scale: ``random_resized_crop`` area range.
         with_asm: also return the synthesised airlight ``A`` (3,) and transmission ``t`` (1, H, W),
             to supervise a generator with the ``asm`` head.
+        exclude: photos to leave out, as paths relative to a clean root (:func:`read_split`): a file
+            whose path ends with one of them is skipped (the held-out split).
+
+    ``clean_roots`` may also name single photos.
 
     Example:
         >>> from dehaze.haze import haze_preset
@@ -299,6 +334,7 @@ class SyntheticHazeDataset(_SeededDataset):
         cache: bool = False,
         scale: tuple[float, float] = (0.25, 1.0),
         with_asm: bool = False,
+        exclude: Sequence[str] = (),
     ) -> None:
         if isinstance(clean_roots, (str, Path)):
             clean_roots = [clean_roots]
@@ -307,8 +343,11 @@ class SyntheticHazeDataset(_SeededDataset):
         if samples_per_epoch is not None and samples_per_epoch < 1:
             raise ValueError(f"samples_per_epoch must be positive, got {samples_per_epoch}")
         self.files: list[Path] = []
+        rels = {Path(r).parts for r in exclude}
+        depth = max((len(r) for r in rels), default=0)
         for root in clean_roots:
-            found = list_images(root, recursive=True)
+            found = [Path(root)] if Path(root).is_file() else list_images(root, recursive=True)
+            found = [f for f in found if not _listed(f, rels, depth)]
             if not found:
                 raise InputError(f"{root}: no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
             self.files += found

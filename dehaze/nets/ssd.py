@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from dehaze.nets.spectral_classifier import PhaseSpectrumClassifier, SpectralClassifier, SpectrumMapClassifier
-from dehaze.spectral import num_bins, spectral_feature
+from dehaze.spectral import informative_drop_high, num_bins, spectral_feature, spectral_gain
 
 COMBINES = ("prob", "logit", "weighted")
 
@@ -130,6 +130,9 @@ class SSDDiscriminator(nn.Module):
             see :func:`ssd_combine`.
         drop_high: corner bins dropped from radial features.
         c_scale: factor on C's logit inside D_ss (official StyleGAN variant: 0.4).
+        conditional: C sees the spectral gain of ``x`` over the condition,
+            ``feature(x) − feature(cond)`` (:func:`~dehaze.spectral.spectral_gain`), as a conditional
+            D sees the condition; only with ``cond`` (image-to-image GANs).
 
     Example:
         >>> from dehaze.nets.patchgan import PatchDiscriminator
@@ -140,35 +143,44 @@ class SSDDiscriminator(nn.Module):
     """
 
     def __init__(self, D: nn.Module, C: nn.Module, lam: float = 0.5, feature: str = "azimuthal",
-                 combine: str = "prob", drop_high: int = 0, c_scale: float = 1.0):
+                 combine: str = "prob", drop_high: int = 0, c_scale: float = 1.0, conditional: bool = False):
         super().__init__()
+        self.conditional = bool(conditional)
         self.space = combine_space(combine)
         self.D, self.C = D, C
         self.lam, self.feature, self.combine, self.drop_high = float(lam), feature, combine, drop_high
         self.c_scale = float(c_scale)
         self._phi = spectral_feature(feature)
 
-    def phi(self, x: torch.Tensor) -> torch.Tensor:
-        """Spectral features of ``x``, without gradient (C's input is always detached)."""
+    def phi(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Spectral features of ``x`` (of its gain over ``cond`` when conditional), without gradient
+        (C's input is always detached)."""
         with torch.no_grad():
+            if self.conditional:
+                if cond is None:
+                    raise ValueError("a conditional spectral classifier needs cond (the network's input)")
+                return spectral_gain(x.detach().float(), cond.detach().float(), self.feature, self.drop_high)
             if self.feature == "full":
                 return self._phi(x.detach().float())
             return self._phi(x.detach().float(), drop_high=self.drop_high)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> SSDOutput:
+        phi = self.phi(x, cond)
         spatial = self.D(x) if cond is None else self.D(x, cond=cond)
-        spectral = self.C(self.phi(x)).float()
+        spectral = self.C(phi).float()
         combined = ssd_combine(spatial.float(), spectral, self.lam, self.combine, self.c_scale)
         return SSDOutput(spatial, spectral, combined, self.space)
 
 
 def build_spectral_classifier(feature: str, height: int, width: int, hidden: int = 0, conv_width: int = 32,
-                              drop_high: int = 0) -> nn.Module:
-    """The classifier that fits ``feature`` for ``height × width`` training images."""
+                              drop_high: int = 0, standardize: bool = False) -> nn.Module:
+    """The classifier that fits ``feature`` for ``height × width`` training images (``standardize``:
+    a :class:`~dehaze.nets.spectral_classifier.RunningStandardize` input layer)."""
     if feature == "azimuthal":
-        return SpectralClassifier(num_bins(height, width, drop_high), hidden=hidden)
+        return SpectralClassifier(num_bins(height, width, drop_high), hidden=hidden, standardize=standardize)
     if feature == "phase":
-        return PhaseSpectrumClassifier(num_bins(height, width, drop_high), width=conv_width)
+        return PhaseSpectrumClassifier(num_bins(height, width, informative_drop_high(height, width, drop_high)),
+                                       width=conv_width, standardize=standardize)
     if feature == "full":
-        return SpectrumMapClassifier(width=conv_width)
+        return SpectrumMapClassifier(width=conv_width, standardize=standardize)
     raise ValueError(f"unknown spectral feature {feature!r}; choose azimuthal, phase or full")

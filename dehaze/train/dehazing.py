@@ -23,6 +23,7 @@ Entry point: ``python training/train_dehaze.py --config training/configs/small.y
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from collections.abc import Mapping
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 
 from dehaze.errors import ConfigError, run_reporting_errors
+from dehaze.io import atomic_file
 from dehaze.losses import (
     GAN_LOSSES,
     WeightedLoss,
@@ -48,6 +50,7 @@ from dehaze.metrics import psnr, spectral_distance, ssim
 from dehaze.nets import (
     PatchDiscriminator,
     SSDDiscriminator,
+    SSDOutput,
     UNetGenerator,
     build_spectral_classifier,
     count_parameters,
@@ -66,7 +69,7 @@ DEFAULTS: dict = read_defaults("dehaze.train")
 
 # Settings that were removed (docs/ablation.md, "Removed experiments") -> the value that meant "off":
 # the config.yaml of older runs still loads when it has them at that value.
-RETIRED = {"model.G.airlight_head": "mean", "model.C.hidden": 0, "loss.ssim": 0.0, "loss.freq_l1": 0.0,
+RETIRED = {"model.G.airlight_head": "mean", "loss.ssim": 0.0, "loss.freq_l1": 0.0,
            "loss.d_transform": "none", "loss.hf_radius": 0.25, "data.two_scale": 0,
            # the guided filter on t left the generator: dehaze.nets.unet.GuidedUpsample, set at export
            "model.G.t_refine": 0, "model.G.t_refine_eps": 1.0}
@@ -113,6 +116,11 @@ def check_config(cfg: dict) -> None:
     m = 2 ** int(cfg["model"]["G"]["depth"])
     if cfg["data"]["crop"] % m:
         raise ConfigError(f"data.crop={cfg['data']['crop']} must be a multiple of 2**depth = {m}")
+    vs = cfg["val"]["synthetic"]
+    if vs and vs["photos"] and vs["crop"] % m:
+        raise ConfigError(f"val.synthetic.crop={vs['crop']} must be a multiple of 2**depth = {m}")
+    if not isinstance(cfg["data"]["exclude"], list):
+        raise ConfigError(f"data.exclude must be a list of split files, got {cfg['data']['exclude']!r}")
 
 
 def asm_supervised(cfg: dict) -> bool:
@@ -128,13 +136,16 @@ def build_train_set(cfg: dict):
     take the ``(index, epoch)`` keys of the step sampler."""
     from dehaze.data import ConcatKeyed, PairedFolderDataset, SyntheticHazeDataset
 
+    from dehaze.data import read_split
+
     d = cfg["data"]
     parts = []
     if d["clean"]:
+        exclude = [rel for split in d["exclude"] for rel in read_split(split)]
         parts.append(SyntheticHazeDataset(d["clean"], d["crop"], build_haze(d["haze"]),
                                           samples_per_epoch=d["samples_per_epoch"], seed=cfg["seed"],
                                           cache=d["cache"], with_asm=asm_supervised(cfg),
-                                          scale=tuple(d["scale"])))
+                                          scale=tuple(d["scale"]), exclude=exclude))
     for root in d["paired"]:
         parts.append(PairedFolderDataset(root, crop=d["crop"], augment=True, seed=cfg["seed"]))
     return parts[0] if len(parts) == 1 else ConcatKeyed(parts)
@@ -162,11 +173,22 @@ def build_haze(spec):
     raise ConfigError(f"data.haze must be a preset name, a mapping of haze ranges or a list of them, got {spec!r}")
 
 
+HELDOUT = "heldout"  # the name of the synthetic validation set (val.synthetic) in logs and val.select
+
+
 def load_val_sets(cfg: dict, multiple: int) -> dict[str, list[dict]]:
-    """Validation pairs per folder, full images (cropped to the size multiple), loaded once."""
-    from dehaze.data import PairedFolderDataset
+    """Validation pairs, loaded once: :data:`HELDOUT`, synthesised from the held-out photos of
+    ``val.synthetic`` (the same pairs for every run), then full images of each ``val.dirs`` folder
+    (cropped to the size multiple)."""
+    from dehaze.data import PairedFolderDataset, SyntheticHazeDataset, split_photos
 
     out = {}
+    vs = cfg["val"]["synthetic"]
+    if vs and vs["photos"]:
+        photos = split_photos(vs["photos"], vs["root"])
+        ds = SyntheticHazeDataset(photos, vs["crop"], build_haze(vs["haze"] or cfg["data"]["haze"]),
+                                  seed=vs["seed"], scale=(0.5, 1.0))
+        out[HELDOUT] = [ds[(i, 0)] for i in range(len(photos))]
     for root in cfg["val"]["dirs"]:
         ds = PairedFolderDataset(root, crop=None, augment=False, multiple=multiple)
         n = len(ds)
@@ -192,8 +214,11 @@ def build_nets(cfg: dict, device: torch.device):
     if cfg["mode"] in FEATURE_OF_MODE:
         feature = FEATURE_OF_MODE[cfg["mode"]]
         crop = cfg["data"]["crop"]
-        C = build_spectral_classifier(feature, crop, crop, conv_width=cfg["model"]["C"]["conv_width"])
-        D = SSDDiscriminator(D, C, lam=cfg["loss"]["lam"], feature=feature, combine=cfg["loss"]["combine"])
+        c = cfg["model"]["C"]
+        C = build_spectral_classifier(feature, crop, crop, hidden=c["hidden"], conv_width=c["conv_width"],
+                                      standardize=c["standardize"])
+        D = SSDDiscriminator(D, C, lam=cfg["loss"]["lam"], feature=feature, combine=cfg["loss"]["combine"],
+                             conditional=c["conditional"])
     return G, D.to(device)
 
 
@@ -321,10 +346,13 @@ def _acc(real_out, fake_out) -> float:
 
 @torch.no_grad()
 def validate(G: torch.nn.Module, val_sets: dict[str, list[dict]], device: torch.device,
-             grid_images: int = 4) -> dict:
-    """PSNR, SSIM and spectral distance of G's outputs (and of the hazy inputs) per folder.
+             grid_images: int = 4, D: torch.nn.Module | None = None, select: str = HELDOUT) -> dict:
+    """PSNR, SSIM and spectral distance of G's outputs (and of the hazy inputs) per set; with ``D``,
+    also how well D (and C, for SSD) tell the ground truth from G's outputs on the held-out pairs
+    (:func:`discriminator_accuracy`). ``psnr`` is the score that picks best.pt: the ``select`` set's
+    (``mean``: all sets'; a missing set falls back to the mean).
 
-    The image grid shows hazy / output / ground truth for ``grid_images`` pairs, spread over the folders.
+    The image grid shows hazy / output / ground truth for ``grid_images`` pairs, spread over the sets.
     """
     was_training = G.training
     G.eval()
@@ -332,11 +360,12 @@ def validate(G: torch.nn.Module, val_sets: dict[str, list[dict]], device: torch.
     stats, curves, grid = {}, {}, []
     for name, items in val_sets.items():
         rows = {"psnr": [], "ssim": [], "spec": [], "psnr_hazy": [], "ssim_hazy": []}
-        spec_out, spec_gt = [], []
+        spec_out, spec_gt, fakes = [], [], []
         for it in items:
             hazy = it["hazy"][None].to(device)
             gt = (it["clear"][None].to(device) + 1) / 2
             out = (G(hazy).float().clamp(-1, 1) + 1) / 2
+            fakes.append(out[0] * 2 - 1)
             hz = (hazy + 1) / 2
             rows["psnr"].append(psnr(out, gt).item())
             rows["ssim"].append(ssim(out, gt).item())
@@ -350,9 +379,37 @@ def validate(G: torch.nn.Module, val_sets: dict[str, list[dict]], device: torch.
         for k, v in rows.items():
             stats[f"{name}/{k}"] = float(np.mean(v))
         curves[name] = _mean_curves(spec_out, spec_gt)
-    stats["psnr"] = float(np.mean([stats[f"{n}/psnr"] for n in val_sets]))
+        if D is not None and name == HELDOUT:
+            hazy = torch.stack([it["hazy"] for it in items]).to(device)
+            clear = torch.stack([it["clear"] for it in items]).to(device)
+            stats |= {f"{name}/{k}": v for k, v in discriminator_accuracy(D, hazy, clear, torch.stack(fakes)).items()}
+    names = list(val_sets)
+    stats["psnr"] = stats[f"{select}/psnr"] if select in val_sets else float(np.mean([stats[f"{n}/psnr"] for n in names]))
     G.train(was_training)
     return {"scalars": stats, "curves": curves, "grid": grid}
+
+
+@torch.no_grad()
+def discriminator_accuracy(D: torch.nn.Module, hazy: torch.Tensor, clear: torch.Tensor, fake: torch.Tensor,
+                           batch: int = 16) -> dict:
+    """D's (and for SSD, C's) accuracy and loss on pairs no update has seen, in eval mode.
+
+    ``acc/D``: the combined verdict (D_ss for SSD); ``acc/C``, ``loss/C``: the spectral classifier
+    alone (chance: 0.5 and 2·ln 2 = 1.386). Restores D's mode afterwards.
+    """
+    was_training = D.training
+    D.eval()
+    outs = {"real": [], "fake": []}
+    for i in range(0, len(hazy), batch):
+        outs["real"].append(D(clear[i:i + batch], cond=hazy[i:i + batch]))
+        outs["fake"].append(D(fake[i:i + batch], cond=hazy[i:i + batch]))
+    D.train(was_training)
+    if isinstance(D, SSDDiscriminator):
+        cat = {k: SSDOutput(torch.cat([o.spatial for o in v]), torch.cat([o.spectral for o in v]),
+                            torch.cat([o.combined for o in v]), v[0].space) for k, v in outs.items()}
+        return {"acc/D": _acc(cat["real"], cat["fake"]), "acc/C": accuracy(cat["real"].spectral, cat["fake"].spectral),
+                "loss/C": classifier_loss(cat["real"], cat["fake"]).item()}
+    return {"acc/D": accuracy(torch.cat(outs["real"]), torch.cat(outs["fake"]))}
 
 
 def _thumb(img: torch.Tensor, size: int = 192) -> torch.Tensor:
@@ -386,10 +443,14 @@ def log_validation(run: Run, v: dict, step: int, say=print) -> dict:
     from torchvision.utils import make_grid
 
     run.logger.scalars(step, v["scalars"], prefix="val")
+    if run.env.is_main:  # the last validation's mean spectra, for reports across runs (training/ablation.py)
+        curves = {k: {"output": o.tolist(), "ground_truth": g.tolist()} for k, (o, g) in v["curves"].items()}
+        with atomic_file(Path(run.dir) / "val_spectra.json") as f:
+            f.write(json.dumps({"step": step, "curves": curves}).encode())
     run.logger.figure("val/spectrum", spectrum_figure(v["curves"], step), step)
     run.logger.image("val/hazy_output_gt", make_grid(v["grid"], nrow=3, padding=2), step)
     say(f"step {step}: " + "  ".join(f"{k} {x:.3f}" for k, x in v["scalars"].items()
-                                     if k.endswith(("/psnr", "/ssim", "psnr_hazy"))))
+                                     if k.endswith(("/psnr", "/ssim", "psnr_hazy", "acc/C", "acc/D"))))
     return v["scalars"]
 
 
@@ -440,7 +501,8 @@ def _loop(cfg: dict, run: Run, m: Models, batches, val_sets: dict, start: int, b
             run.log(done, meter.pop() | lrs, bar)
         is_val = bool(val_sets) and (done % cfg["val"]["every"] == 0 or done == tc["steps"])
         if is_val:
-            v = validate(m.ema.module, val_sets, env.device, cfg["val"]["grid_images"])
+            v = validate(m.ema.module, val_sets, env.device, cfg["val"]["grid_images"], D=m.D,
+                         select=cfg["val"]["select"])
             last_val = log_validation(run, v, done, bar.write)
         is_best = is_val and last_val["psnr"] > best
         best = max(best, last_val["psnr"]) if is_val else best

@@ -19,6 +19,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def data(dehazing_data):
+    split = dehazing_data / "heldout.txt"
+    if not split.exists():
+        split.write_text("# held out of training (a split file, as training/splits/heldout-v1.txt)\np5.png\n")
     return dehazing_data
 
 
@@ -27,7 +30,9 @@ def tiny_cfg(data: Path, out: Path, mode: str, steps: int = 3, **extra) -> dict:
          "data.crop=32", "data.workers=0", "data.samples_per_epoch=16", "train.batch=2", f"train.steps={steps}",
          "val.every=2", "log.every=1", "log.ckpt_every=2", "train.ema_start=1", "device=cpu",
          "model.G={width: 4, depth: 3, max_width: 16, norm: batch, dropout: 0.0, upsample: deconv, residual: false, head: image, t_min: 0.05}",
-         "model.D={width: 4, n_layers: 2, norm: batch, spectral_norm: false}", "model.C.conv_width=4"]
+         "model.D={width: 4, n_layers: 2, norm: batch, spectral_norm: false}", "model.C.conv_width=4",
+         f"data.exclude=[{data / 'heldout.txt'}]",
+         f"val.synthetic={{photos: {data / 'heldout.txt'}, root: {data / 'clean'}, crop: 32, haze: null, seed: 1}}"]
     o += [f"{k}={v}" for k, v in extra.items()]
     return load_config(None, o, DEFAULTS)
 
@@ -69,8 +74,39 @@ def test_each_mode_trains_and_writes_a_run(data, tmp_path, mode):
     assert ckpt["step"] == 3 and (ckpt["D"] is None) == (mode == "l1")
     stats = (run / "stats.jsonl").read_text()
     assert "loss/G_L1" in stats
+    # best.pt is picked on the held-out synthetic pairs (val.select: heldout), not on the paired folders
+    assert val["psnr"] == val["heldout/psnr"] != val[f"{data.name}_val/psnr"]
+    spectra = json.loads((run / "val_spectra.json").read_text())
+    assert spectra["step"] == 3 and set(spectra["curves"]) == {"heldout", f"{data.name}_val"}
+    if mode == "l1":
+        assert not any("acc/" in k for k in val)
+    else:  # D's (and C's) accuracy on pairs no update has seen
+        assert 0 <= val["heldout/acc/D"] <= 1
     if mode.startswith("ssd"):
         assert "loss/C" in stats and "acc/C" in stats
+        assert 0 <= val["heldout/acc/C"] <= 1 and val["heldout/loss/C"] > 0
+
+
+def test_held_out_photos_never_reach_training(data):
+    from dehaze.train.dehazing import build_train_set, load_val_sets
+
+    cfg = tiny_cfg(data, data / "unused", "l1")
+    assert [f.name for f in build_train_set(cfg).files] == ["p0.png", "p1.png", "p2.png", "p3.png", "p4.png"]
+    vs = load_val_sets(cfg, 8)
+    assert [it["name"] for it in vs["heldout"]] == ["p5"] and vs["heldout"][0]["hazy"].shape == (3, 32, 32)
+    again = load_val_sets(cfg, 8)  # the same pairs for every run: fixed seed, no training randomness
+    assert torch.equal(vs["heldout"][0]["hazy"], again["heldout"][0]["hazy"])
+
+
+def test_missing_held_out_photo_is_one_error(data, tmp_path):
+    from dehaze.errors import InputError
+    from dehaze.train.dehazing import load_val_sets
+
+    split = tmp_path / "split.txt"
+    split.write_text("p5.png\nnot-there.png\n")
+    cfg = tiny_cfg(data, tmp_path / "r", "l1", **{"val.synthetic.photos": str(split)})
+    with pytest.raises(InputError, match="not-there.png"):
+        load_val_sets(cfg, 8)
 
 
 @pytest.mark.parametrize("mode,losses", [
