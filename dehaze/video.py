@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -305,7 +306,7 @@ class VideoInfo:
     width: int
     height: int
     fps: float
-    frames: int  # from the header; 0 when the container does not say
+    frames: int  # from the header (the count, or the duration × the rate); 0 when it does not say
     duration: float  # seconds; 0 when unknown
     pix_fmt: str
     rotation: int
@@ -388,16 +389,22 @@ def _reason(exc: Exception) -> str:
     return str(text).strip().splitlines()[0] if text else exc.__class__.__name__
 
 
-def _expected_frames(stream) -> int:
-    """Frames the header promises: the count, else its duration × rate; 0 when it does not say."""
+def _stream_seconds(stream) -> float:
+    """The video stream's duration from the header (Matroska keeps it in a ``DURATION`` tag); 0: unknown."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    tag = re.fullmatch(r"(\d+):(\d\d):(\d\d(?:\.\d+)?)", (stream.metadata or {}).get("DURATION", ""))
+    return int(tag[1]) * 3600 + int(tag[2]) * 60 + float(tag[3]) if tag else 0.0
+
+
+def _expected_frames(stream) -> tuple[int, int]:
+    """Frames the header promises and how many fewer still count as whole: the frame count (1%), else
+    the stream's duration × its rate (2%); (0, 0) when the header does not say."""
     if stream.frames:
-        return int(stream.frames)
-    rate = stream.average_rate
-    if stream.duration and stream.time_base and rate:
-        return int(round(float(stream.duration * stream.time_base * rate)))
-    if stream.container.duration and rate:  # e.g. Matroska: the duration of the whole file
-        return int(round(stream.container.duration / 1e6 * float(rate)))
-    return 0
+        return int(stream.frames), max(1, int(stream.frames) // 100)
+    seconds, rate = _stream_seconds(stream), float(stream.average_rate or 0)
+    n = int(round(seconds * rate))
+    return n, max(2, n // 50)
 
 
 def probe_video(src: str | Path) -> VideoInfo:
@@ -411,11 +418,10 @@ def probe_video(src: str | Path) -> VideoInfo:
     try:
         cc = stream.codec_context
         audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
-        duration = float(stream.duration * stream.time_base) if stream.duration else (
-            container.duration / 1e6 if container.duration else 0.0)
+        duration = _stream_seconds(stream) or (container.duration / 1e6 if container.duration else 0.0)
         first = next((f for f, _ in _decoded(container, stream, None, src)), None)
         return VideoInfo(container.format.name, cc.name, cc.width, cc.height, float(stream.average_rate or 0),
-                         _expected_frames(stream), duration, cc.format.name if cc.format else "",
+                         _expected_frames(stream)[0], duration, cc.format.name if cc.format else "",
                          int(getattr(first, "rotation", 0) or 0), audio)
     finally:
         container.close()
@@ -444,17 +450,20 @@ class _Writer:
     def __init__(self, file, muxer: str, codec_name: str, options: VideoOptions, in_stream, in_audio):
         av = _av()
         self.container = av.open(file, "w", format=muxer)
-        canonical = av.codec.Codec(codec_name, "w").canonical_name
-        if canonical not in self.container.supported_codecs:
-            raise ConfigError(f"the {muxer} container cannot hold {codec_name} video; choose another --codec")
-        self.codec_name, self.options, self.in_stream = codec_name, options, in_stream
-        self.audio = None
+        self.muxer, self.codec_name, self.options, self.in_stream = muxer, codec_name, options, in_stream
+        self.audio = self.video = None
         if in_audio is not None:
-            if in_audio.codec_context.name not in self.container.supported_codecs:
-                raise UnsupportedFormatError(
-                    f"the audio codec {in_audio.codec_context.name} cannot be copied into {muxer} unchanged")
-            self.audio = self.container.add_stream_from_template(in_audio)
-        self.video = None
+            with self._refused(f"{in_audio.codec_context.name} audio (copied unchanged)"):
+                self.audio = self.container.add_stream_from_template(in_audio)
+
+    @contextlib.contextmanager
+    def _refused(self, what: str):
+        """A stream the container does not take (PyAV's check, or the header's) as one ConfigError."""
+        av = _av()
+        try:
+            yield
+        except (ValueError, av.error.FFmpegError):
+            raise ConfigError(f"the {self.muxer} container cannot hold {what}") from None
 
     def open_video(self, frame) -> None:
         av = _av()
@@ -466,8 +475,11 @@ class _Writer:
                 opts["b"] = "0"  # constant quality
         if self.codec_name in PRESET_CODECS:
             opts["preset"] = self.options.preset
+        if self.codec_name == "libx265":
+            opts["x265-params"] = "log-level=error"  # x265 writes its own log to stderr otherwise
         rate = self.in_stream.average_rate or self.in_stream.guessed_rate or 25
-        s = self.container.add_stream(self.codec_name, rate=rate, options=opts)
+        with self._refused(f"{self.codec_name} video; choose another --codec"):
+            s = self.container.add_stream(self.codec_name, rate=rate, options=opts)
         s.width, s.height = frame.width, frame.height
         deep = max(c.bits for c in frame.format.components) > 8
         s.pix_fmt = _out_pix_fmt(codec, frame.format.name, deep)
@@ -485,6 +497,9 @@ class _Writer:
         if frame.rotation:
             s.set_display_rotation(frame.rotation)
         self.video = s
+        with self._refused(f"these streams ({self.codec_name} video"
+                           f"{', ' + self.audio.codec_context.name + ' audio' if self.audio else ''})"):
+            self.container.start_encoding()  # the header, where some containers refuse a codec
 
     def encode(self, array: np.ndarray | None, like=None) -> None:
         av = _av()
@@ -554,7 +569,7 @@ def restore_video(
     container, stream = _open_input(src)
     stream.thread_type = "AUTO"
     audio = container.streams.audio[0] if container.streams.audio else None
-    expected = _expected_frames(stream)
+    expected, slack = _expected_frames(stream)
     try:
         with atomic_file(dst) as f:
             writer = _Writer(f, muxer, codec_name, options, stream, audio)
@@ -562,7 +577,7 @@ def restore_video(
                 done = _transcode(container, stream, audio, writer, process, progress, max_pixels, src)
             finally:
                 writer.container.close()
-            if done < expected - max(1, expected // 100):
+            if done < expected - slack:
                 raise InputError(f"{src}: corrupt or truncated video: only {done} of the {expected} frames "
                                  "its header promises could be decoded")
     finally:

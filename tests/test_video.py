@@ -148,6 +148,11 @@ def test_pixel_format_and_container_are_kept(tmp_path, dehazer):
     assert (out.codec, out.pix_fmt) == ("vp9", "yuv444p")  # WebM: VP9 by default
     out = restore_video(src, tmp_path / "o" / "c.mkv", dehazer.stream().process, VideoOptions("libx265", 28))
     assert out.codec == "hevc" and len(decode(tmp_path / "o" / "c.mkv")) == 8
+    src = make_clip(tmp_path / "d.ts", frames, fps=25, audio=True)  # MPEG-TS: the count from the duration
+    out = restore_video(src, tmp_path / "o" / "d.ts", dehazer.stream().process)
+    assert (out.frames, out.fps, out.audio) == (8, 25.0, "aac") and len(decode(tmp_path / "o" / "d.ts")) == 8
+    with pytest.raises(ConfigError, match="avi container cannot hold libx265"):
+        restore_video(src, tmp_path / "o" / "d.avi", dehazer.stream().process, VideoOptions("libx265"))
 
 
 def test_strength_zero_gives_the_clip_back(tmp_path, dehazer):
