@@ -433,12 +433,14 @@ def _frame_array(frame) -> np.ndarray:
     return frame.to_ndarray(format="rgb48le" if deep else "rgb24")
 
 
-def _out_pix_fmt(codec, in_fmt: str, deep: bool) -> str:
-    """The input's pixel format when the encoder takes it, else the nearest common one it has."""
+def _out_pix_fmt(codec, in_fmt: str, deep: bool, odd: bool = False) -> str:
+    """The input's pixel format when the encoder takes it, else the nearest common one it has (without
+    chroma subsampling when a side is odd, which 4:2:0 cannot hold)."""
     have = [f.name for f in codec.video_formats or []]
     if not have or in_fmt in have:
         return in_fmt
-    for fmt in (("yuv420p10le", "yuv444p10le", "gbrp10le") if deep else ()) + ("yuv420p", "yuv444p", "gbrp"):
+    wanted = ("yuv444p", "gbrp", "yuv420p") if odd else ("yuv420p", "yuv444p", "gbrp")
+    for fmt in tuple(f"{f}10le" for f in wanted if deep) + wanted:
         if fmt in have:
             return fmt
     return have[0]
@@ -482,7 +484,7 @@ class _Writer:
             s = self.container.add_stream(self.codec_name, rate=rate, options=opts)
         s.width, s.height = frame.width, frame.height
         deep = max(c.bits for c in frame.format.components) > 8
-        s.pix_fmt = _out_pix_fmt(codec, frame.format.name, deep)
+        s.pix_fmt = _out_pix_fmt(codec, frame.format.name, deep, odd=frame.width % 2 == 1 or frame.height % 2 == 1)
         s.time_base = self.in_stream.time_base
         s.codec_context.time_base = self.in_stream.time_base
         if self.in_stream.sample_aspect_ratio:

@@ -148,6 +148,10 @@ def test_pixel_format_and_container_are_kept(tmp_path, dehazer):
     assert (out.codec, out.pix_fmt) == ("vp9", "yuv444p")  # WebM: VP9 by default
     out = restore_video(src, tmp_path / "o" / "c.mkv", dehazer.stream().process, VideoOptions("libx265", 28))
     assert out.codec == "hevc" and len(decode(tmp_path / "o" / "c.mkv")) == 8
+    odd = pan(scene(2), 4, size=(65, 49))  # RGB in a lossless codec, odd sides: 4:2:0 cannot hold it
+    out = restore_video(make_clip(tmp_path / "odd.mkv", odd, codec="ffv1", pix_fmt="bgr0"), tmp_path / "o" / "odd.mkv",
+                        dehazer.stream().process)
+    assert (out.width, out.height, out.pix_fmt) == (65, 49, "yuv444p")
     src = make_clip(tmp_path / "d.ts", frames, fps=25, audio=True)  # MPEG-TS: the count from the duration
     out = restore_video(src, tmp_path / "o" / "d.ts", dehazer.stream().process)
     assert (out.frames, out.fps, out.audio) == (8, 25.0, "aac") and len(decode(tmp_path / "o" / "d.ts")) == 8
