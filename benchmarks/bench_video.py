@@ -6,8 +6,8 @@
 The clips are made here: a still photo (``clean/sun-hays80``: a highway, then a valley) under
 synthetic haze of constant density (I = J·t + A·(1 − t), t = exp(−β·d), the depth a ramp growing
 upwards and fixed to the scene), filmed by a camera that pans (its centre moves by 8% of the width)
-while zooming in by 13%, with sensor noise (σ = 2 grey levels), 8-bit; and the same frames after an H.264 round
-trip (CRF 23, a key frame every 15), as footage comes from a camera.
+while zooming in by 13%, with sensor noise (σ = 2 grey levels), 8-bit; and the same frames after
+an H.264 round trip (CRF 23, a key frame every 15), as footage comes from a camera.
 
 - **throughput**: frames per second of :meth:`HazeStream.process` and of per-frame dehazing
   (``Dehazer.__call__``: the network on every frame) on the pan clip at each size, frames in
@@ -54,7 +54,11 @@ def hazy_still(path: Path, airlight, beta: float) -> tuple[np.ndarray, np.ndarra
     h, w = clear.shape[:2]
     depth = np.linspace(1.2, 0.2, h, dtype=np.float32)[:, None, None]
     t = np.exp(-beta * depth)
-    return clear * t + np.asarray(airlight, np.float32) * (1 - t), clear, np.repeat(np.broadcast_to(t, (h, w, 1)), 3, 2)
+    return (
+        clear * t + np.asarray(airlight, np.float32) * (1 - t),
+        clear,
+        np.repeat(np.broadcast_to(t, (h, w, 1)), 3, 2),
+    )
 
 
 def window(still: np.ndarray, k: int, n: int, size: tuple[int, int]) -> np.ndarray:
@@ -68,16 +72,21 @@ def window(still: np.ndarray, k: int, n: int, size: tuple[int, int]) -> np.ndarr
     cw = ch * w_out / h_out
     cx = cw / 2 + (W - cw) * (0.3 + 0.4 * u)
     m = np.float32([[cw / w_out, 0, cx - cw / 2], [0, ch / h_out, (H - ch) / 2]])
-    return cv2.warpAffine(still, m, (w_out, h_out), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REFLECT)
+    return cv2.warpAffine(
+        still, m, (w_out, h_out), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT
+    )
 
 
-def pan_zoom(still: np.ndarray, n: int, size: tuple[int, int], noise: float = 2.0, seed: int = 0) -> list[np.ndarray]:
-    """``n`` uint8 frames of the camera path (:func:`window`) plus Gaussian sensor noise of ``noise`` grey levels."""
+def pan_zoom(
+    still: np.ndarray, n: int, size: tuple[int, int], noise: float = 2.0, seed: int = 0
+) -> list[np.ndarray]:
+    """``n`` uint8 frames of the camera path (:func:`window`) plus sensor noise (``noise`` grey levels)."""
     rng = np.random.default_rng(seed)
     frames = []
     for k in range(n):
-        frame = window(still, k, n, size) * 255 + rng.normal(0.5, noise, (size[1], size[0], 3)).astype(np.float32)
+        frame = window(still, k, n, size) * 255 + rng.normal(0.5, noise, (size[1], size[0], 3)).astype(
+            np.float32
+        )
         frames.append(np.clip(frame, 0, 255).astype(np.uint8))
     return frames
 
@@ -174,10 +183,14 @@ def main() -> int:
             clips.setdefault("H.264", (frames, s_b, s_t, p_b, p_t, s.cuts))
         size = sizes[0]
         t0 = time.perf_counter()
-        restore_video(folder / f"pan-{size[0]}.mp4", folder / "pan-dehazed.mp4", dh.stream().process, VideoOptions())
+        restore_video(
+            folder / f"pan-{size[0]}.mp4", folder / "pan-dehazed.mp4", dh.stream().process, VideoOptions()
+        )
         e2e = args.frames / (time.perf_counter() - t0)
-    print(f"end to end at {size[0]}x{size[1]} (decode H.264, stream, encode H.264 CRF "
-          f"{VideoOptions().crf} preset {VideoOptions().preset}): {e2e:.1f} fps")
+    print(
+        f"end to end at {size[0]}x{size[1]} (decode H.264, stream, encode H.264 CRF "
+        f"{VideoOptions().crf} preset {VideoOptions().preset}): {e2e:.1f} fps"
+    )
     frames = pan_zoom(stills[0], args.frames, size)
     s_b, s_t, _, _, s = run_stream(dh, frames)
     p_b, p_t, _, _ = run_per_frame(dh, frames)
@@ -185,19 +198,26 @@ def main() -> int:
     _, clear, t_map = scenes[0]  # the truth: the clear photo and the haze's t along the same camera path
     truth_b = [float(window(clear, k, args.frames, size).mean()) for k in range(args.frames)]
     truth_t = [float(window(t_map, k, args.frames, size).mean()) for k in range(args.frames)]
-    print(f"\nflicker on the {size[0]}x{size[1]} pan/zoom clips, mean |frame-to-frame change|: stream, per-frame, "
-          "stream / per-frame")
+    print(
+        f"\nflicker on the {size[0]}x{size[1]} pan/zoom clips, mean |frame-to-frame change|: "
+        "stream, per-frame, "
+        "stream / per-frame"
+    )
     for name in ("uncompressed", "H.264"):
         frames, s_b, s_t, p_b, p_t, cuts = clips[name]
-        print(f"  {name} (input brightness {flicker([float(f.mean()) / 255 for f in frames]):.5f}, "
-              f"the clear clip's {flicker(truth_b):.5f}; scene cuts found: {len(cuts)})")
+        print(
+            f"  {name} (input brightness {flicker([float(f.mean()) / 255 for f in frames]):.5f}, "
+            f"the clear clip's {flicker(truth_b):.5f}; scene cuts found: {len(cuts)})"
+        )
         for label, s_x, p_x in [
             ("output brightness", s_b, p_b),
             ("  minus the clear clip's", np.subtract(s_b, truth_b), np.subtract(p_b, truth_b)),
             ("mean t", s_t, p_t),
             ("  minus the true t's", np.subtract(s_t, truth_t), np.subtract(p_t, truth_t)),
         ]:
-            print(f"    {label:<26} {flicker(s_x):.5f}  {flicker(p_x):.5f}  {flicker(s_x) / flicker(p_x):.2f}")
+            print(
+                f"    {label:<26} {flicker(s_x):.5f}  {flicker(p_x):.5f}  {flicker(s_x) / flicker(p_x):.2f}"
+            )
 
     n = args.frames
     small = (640, 360)
@@ -206,11 +226,17 @@ def main() -> int:
     _, _, n_air, _, _ = run_stream(dh, clip, cut_threshold=2.0)
     _, _, p_air, _ = run_per_frame(dh, clip)
     target = np.median(p_air[n:], axis=0)
-    print(f"\nscene cut at frame {n} of {2 * n} ({small[0]}x{small[1]}; A before {np.median(p_air[:n], 0).round(3)}, "
-          f"after {target.round(3)}; threshold {CUT_THRESHOLD}):")
+    print(
+        f"\nscene cut at frame {n} of {2 * n} ({small[0]}x{small[1]}; "
+        f"A before {np.median(p_air[:n], 0).round(3)}, "
+        f"after {target.round(3)}; threshold {CUT_THRESHOLD}):"
+    )
     print(f"  cuts detected at frames {s.cuts}")
-    print(f"  frames after the cut until A is within 0.02 of the new scene's: stream {follow(s_air, n, target)}, "
-          f"without cut detection {follow(n_air, n, target)}, per-frame {follow(p_air, n, target)}")
+    print(
+        "  frames after the cut until A is within 0.02 of the new scene's: "
+        f"stream {follow(s_air, n, target)}, "
+        f"without cut detection {follow(n_air, n, target)}, per-frame {follow(p_air, n, target)}"
+    )
     return 0
 
 

@@ -21,7 +21,7 @@ Example:
     'MP4'
     >>> from dehaze.inference import Dehazer  # doctest: +SKIP
     >>> stream = Dehazer("models/dehaze-default.onnx").stream()  # doctest: +SKIP
-    >>> clear = [stream.process(frame) for frame in frames]  # HxWx3 uint8 RGB frames, in order  # doctest: +SKIP
+    >>> clear = [stream.process(frame) for frame in frames]  # HxWx3 RGB, in order  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -65,8 +65,12 @@ __all__ = [
 # the measured defaults (benchmarks/bench_video.py)
 AIRLIGHT_FRAMES = 30.0  # time constant of A's moving average, in frames (about 1 s at 30 fps)
 T_FRAMES = 4.0  # time constant of the raw t's moving average at the working size, in frames
-NETWORK_EVERY = 8  # the network runs on every N-th frame (and on the first after a cut): 720p at >= 10 fps on 2 cores
-LEVEL_GAIN = 0.03  # A follows the frame's brightness over its recent average by at most ±3% (pumping, flicker)
+NETWORK_EVERY = (
+    8  # the network runs on every N-th frame (and on the first after a cut): 720p at >= 10 fps on 2 cores
+)
+LEVEL_GAIN = (
+    0.03  # A follows the frame's brightness over its recent average by at most ±3% (pumping, flicker)
+)
 CUT_THRESHOLD = 0.35  # histogram distance (0: same colours, 1: disjoint) above which a frame starts a scene
 HIST_BINS = 16  # per colour channel, for the scene-cut test
 DEFAULT_CRF = 20  # constant-quality setting (x264/x265: 18 looks lossless, 23 is FFmpeg's default)
@@ -76,10 +80,26 @@ PRESET_CODECS = ("libx264", "libx265")
 
 # container -> extension of the output (a clip is written in its own container when it is one of
 # these; others, e.g. FLV or MPEG-PS, are written as Matroska, which holds any audio codec)
-_MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi",
-           ".ts": "mpegts", ".m2ts": "mpegts", ".mts": "mpegts"}
-_CONTAINER_EXT = {"MP4": ".mp4", "MOV": ".mov", "3GP": ".mp4", "Matroska": ".mkv", "WebM": ".webm",
-                  "AVI": ".avi", "MPEG-TS": ".ts"}
+_MUXERS = {
+    ".mp4": "mp4",
+    ".m4v": "mp4",
+    ".mov": "mov",
+    ".mkv": "matroska",
+    ".webm": "webm",
+    ".avi": "avi",
+    ".ts": "mpegts",
+    ".m2ts": "mpegts",
+    ".mts": "mpegts",
+}
+_CONTAINER_EXT = {
+    "MP4": ".mp4",
+    "MOV": ".mov",
+    "3GP": ".mp4",
+    "Matroska": ".mkv",
+    "WebM": ".webm",
+    "AVI": ".avi",
+    "MPEG-TS": ".ts",
+}
 VIDEO_EXTENSIONS = (*_MUXERS, ".3gp", ".flv", ".wmv", ".asf", ".mpg", ".mpeg", ".ogv", ".vob")
 _IMAGE_BRANDS = (b"heic", b"heix", b"mif1", b"msf1", b"avif", b"avis", b"heim", b"heis", b"hevc")
 _AUDIO_BRANDS = (b"M4A ", b"M4B ", b"M4P ")
@@ -153,7 +173,9 @@ def _av():
     except ModuleNotFoundError as exc:
         if exc.name != "av":
             raise
-        raise DehazeError("videos need PyAV, which is not installed here: pip install 'ssd-dehaze[video]'") from None
+        raise DehazeError(
+            "videos need PyAV, which is not installed here: pip install 'ssd-dehaze[video]'"
+        ) from None
     return av
 
 
@@ -204,13 +226,24 @@ class HazeStream:
         ...     sink(stream.process(frame))  # same shape and dtype
     """
 
-    def __init__(self, dehazer, *, strength: float | None = None, network_every: int = NETWORK_EVERY,
-                 airlight_frames: float = AIRLIGHT_FRAMES, t_frames: float = T_FRAMES,
-                 cut_threshold: float = CUT_THRESHOLD):
+    def __init__(
+        self,
+        dehazer,
+        *,
+        strength: float | None = None,
+        network_every: int = NETWORK_EVERY,
+        airlight_frames: float = AIRLIGHT_FRAMES,
+        t_frames: float = T_FRAMES,
+        cut_threshold: float = CUT_THRESHOLD,
+    ):
         if getattr(dehazer, "two_scale", None) is None:
-            raise ConfigError(f"{getattr(dehazer, 'name', dehazer)!r} is not a two-scale model: a stream needs one")
+            raise ConfigError(
+                f"{getattr(dehazer, 'name', dehazer)!r} is not a two-scale model: a stream needs one"
+            )
         if isinstance(network_every, bool) or not isinstance(network_every, int) or network_every < 1:
-            raise ConfigError(f"network_every must be a whole number of frames, 1 or more, got {network_every!r}")
+            raise ConfigError(
+                f"network_every must be a whole number of frames, 1 or more, got {network_every!r}"
+            )
         if not (airlight_frames >= 0 and t_frames >= 0):
             raise ConfigError("the time constants airlight_frames and t_frames must be 0 or more")
         self.dehazer = dehazer
@@ -238,20 +271,24 @@ class HazeStream:
     @staticmethod
     def histogram(small: np.ndarray) -> np.ndarray:
         """(3, HIST_BINS) per-channel colour histograms of a working copy, each summing to 1."""
-        hist = np.stack([cv2.calcHist([small], [c], None, [HIST_BINS], [0.0, 1.0 + 1e-6]).reshape(-1)
-                         for c in range(3)])
+        hist = np.stack(
+            [cv2.calcHist([small], [c], None, [HIST_BINS], [0.0, 1.0 + 1e-6]).reshape(-1) for c in range(3)]
+        )
         return hist / np.float32(max(small.shape[0] * small.shape[1], 1))
 
     def process(self, frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The next frame, dehazed: same shape and dtype (``out`` may be ``frame`` itself)."""
         if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3:
-            raise ValueError(f"expected an HxWx3 RGB frame, got {getattr(frame, 'shape', type(frame).__name__)}")
+            raise ValueError(
+                f"expected an HxWx3 RGB frame, got {getattr(frame, 'shape', type(frame).__name__)}"
+            )
         if frame.dtype not in (np.uint8, np.uint16):
             frame = to_float(frame)
         small = working_copy(frame, self.working_size)
         hist = self.histogram(small)
-        if self._t is not None and (self._t.shape != small.shape[:2] or
-                                    histogram_distance(hist, self._hist) > self.cut_threshold):
+        if self._t is not None and (
+            self._t.shape != small.shape[:2] or histogram_distance(hist, self._hist) > self.cut_threshold
+        ):
             if self._t.shape == small.shape[:2]:
                 self.cuts.append(self.frames)
             self.reset()
@@ -291,7 +328,9 @@ def per_frame(fn: Callable[[np.ndarray], np.ndarray]):
         if frame.dtype not in (np.uint8, np.uint16):
             return np.clip(fn(to_float(frame)), 0.0, 1.0)
         scale = np.iinfo(frame.dtype).max
-        y = np.clip(np.asarray(fn(to_float(frame)), np.float32), 0.0, 1.0) * np.float32(scale) + np.float32(0.5)
+        y = np.clip(np.asarray(fn(to_float(frame)), np.float32), 0.0, 1.0) * np.float32(scale) + np.float32(
+            0.5
+        )
         return y.astype(frame.dtype)
 
     return process
@@ -334,8 +373,10 @@ def check_encoder(name: str) -> str:
     try:
         codec = av.codec.Codec(name, "w")
     except Exception:  # UnknownCodecError and FFmpeg's lookups differ between PyAV versions
-        raise ConfigError(f"unsupported video codec {name!r}: this FFmpeg build has no such encoder "
-                          "(e.g. libx264, libx265, libvpx-vp9, libsvtav1, mpeg4, ffv1)") from None
+        raise ConfigError(
+            f"unsupported video codec {name!r}: this FFmpeg build has no such encoder "
+            "(e.g. libx264, libx265, libvpx-vp9, libsvtav1, mpeg4, ffv1)"
+        ) from None
     if codec.type != "video":
         raise ConfigError(f"{name!r} is an {codec.type} codec, not a video one")
     return name
@@ -366,8 +407,10 @@ def _open_input(src: Path):
     stream = container.streams.video[0]
     if stream.codec_context is None:
         container.close()
-        raise UnsupportedFormatError(f"{src}: unsupported video codec {_codec_tag(src) or '(unknown)'}: this "
-                                     "FFmpeg build cannot decode it")
+        raise UnsupportedFormatError(
+            f"{src}: unsupported video codec {_codec_tag(src) or '(unknown)'}: this "
+            "FFmpeg build cannot decode it"
+        )
     return container, stream
 
 
@@ -376,7 +419,11 @@ def _codec_tag(src: Path) -> str | None:
     fourcc), for the message when FFmpeg has no decoder and so no name for it."""
     with open(src, "rb") as f:
         head = f.read(1 << 20)
-    for pattern in (rb"\x86[\x81-\xbf](V_[\x20-\x7e]+)", rb"stsd.{12}([\x20-\x7e]{4})", rb"strh.{4}vids([\x20-\x7e]{4})"):
+    for pattern in (
+        rb"\x86[\x81-\xbf](V_[\x20-\x7e]+)",
+        rb"stsd.{12}([\x20-\x7e]{4})",
+        rb"strh.{4}vids([\x20-\x7e]{4})",
+    ):
         m = re.search(pattern, head, re.DOTALL)
         if m:
             tag = m.group(1).decode("ascii").strip()
@@ -420,9 +467,18 @@ def probe_video(src: str | Path) -> VideoInfo:
         audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
         duration = _stream_seconds(stream) or (container.duration / 1e6 if container.duration else 0.0)
         first = next((f for f, _ in _decoded(container, stream, None, src)), None)
-        return VideoInfo(container.format.name, cc.name, cc.width, cc.height, float(stream.average_rate or 0),
-                         _expected_frames(stream)[0], duration, cc.format.name if cc.format else "",
-                         int(getattr(first, "rotation", 0) or 0), audio)
+        return VideoInfo(
+            container.format.name,
+            cc.name,
+            cc.width,
+            cc.height,
+            float(stream.average_rate or 0),
+            _expected_frames(stream)[0],
+            duration,
+            cc.format.name if cc.format else "",
+            int(getattr(first, "rotation", 0) or 0),
+            audio,
+        )
     finally:
         container.close()
 
@@ -484,7 +540,9 @@ class _Writer:
             s = self.container.add_stream(self.codec_name, rate=rate, options=opts)
         s.width, s.height = frame.width, frame.height
         deep = max(c.bits for c in frame.format.components) > 8
-        s.pix_fmt = _out_pix_fmt(codec, frame.format.name, deep, odd=frame.width % 2 == 1 or frame.height % 2 == 1)
+        s.pix_fmt = _out_pix_fmt(
+            codec, frame.format.name, deep, odd=frame.width % 2 == 1 or frame.height % 2 == 1
+        )
         s.time_base = self.in_stream.time_base
         s.codec_context.time_base = self.in_stream.time_base
         if self.in_stream.sample_aspect_ratio:
@@ -499,8 +557,10 @@ class _Writer:
         if frame.rotation:
             s.set_display_rotation(frame.rotation)
         self.video = s
-        with self._refused(f"these streams ({self.codec_name} video"
-                           f"{', ' + self.audio.codec_context.name + ' audio' if self.audio else ''})"):
+        with self._refused(
+            f"these streams ({self.codec_name} video"
+            f"{', ' + self.audio.codec_context.name + ' audio' if self.audio else ''})"
+        ):
             self.container.start_encoding()  # the header, where some containers refuse a codec
 
     def encode(self, array: np.ndarray | None, like=None) -> None:
@@ -565,7 +625,9 @@ def restore_video(
     options = options or VideoOptions()
     muxer = _MUXERS.get(dst.suffix.lower())
     if muxer is None:
-        raise ConfigError(f"{dst}: cannot write a video with the extension {dst.suffix!r}; use {', '.join(_MUXERS)}")
+        raise ConfigError(
+            f"{dst}: cannot write a video with the extension {dst.suffix!r}; use {', '.join(_MUXERS)}"
+        )
     codec_name = check_encoder(options.codec or ("libvpx-vp9" if muxer == "webm" else "libx264"))
     check_crf(options.crf, codec_name)
     container, stream = _open_input(src)
@@ -580,8 +642,10 @@ def restore_video(
             finally:
                 writer.container.close()
             if done < expected - slack:
-                raise InputError(f"{src}: corrupt or truncated video: only {done} of the {expected} frames "
-                                 "its header promises could be decoded")
+                raise InputError(
+                    f"{src}: corrupt or truncated video: only {done} of the {expected} frames "
+                    "its header promises could be decoded"
+                )
     finally:
         container.close()
     return probe_video(dst)
@@ -600,8 +664,9 @@ def _transcode(container, stream, audio, writer: _Writer, process, progress, max
             continue
         if writer.video is None:
             if max_pixels and frame.width * frame.height > max_pixels:
-                raise InputError(f"{src}: frames of {frame.width}x{frame.height} exceed the limit of "
-                                 f"{max_pixels:,} pixels")
+                raise InputError(
+                    f"{src}: frames of {frame.width}x{frame.height} exceed the limit of {max_pixels:,} pixels"
+                )
             writer.open_video(frame)
             for p in pending:
                 writer.mux_audio(p)

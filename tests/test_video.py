@@ -37,7 +37,9 @@ def dehazer():
 def scene(seed: int, h: int = 120, w: int = 240, airlight=(0.85, 0.86, 0.9), beta: float = 1.4) -> np.ndarray:
     """A smooth random still under haze of constant density (depth growing upwards), float32."""
     rng = np.random.default_rng(seed)
-    clear = cv2.resize(rng.random((h // 8, w // 8, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    clear = cv2.resize(
+        rng.random((h // 8, w // 8, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC
+    )
     clear = np.clip(clear * 0.8 + 0.1, 0, 1)
     t = np.exp(-beta * np.linspace(1.2, 0.2, h, dtype=np.float32))[:, None, None]
     return clear * t + np.asarray(airlight, np.float32) * (1 - t)
@@ -52,13 +54,23 @@ def pan(still: np.ndarray, n: int, size=(64, 48), noise: float = 2.0, seed: int 
     for k in range(n):
         x0 = (W - 2 * w) * k / max(n - 1, 1)
         m = np.float32([[2, 0, x0], [0, H / h, 0]])  # a 2x-wide window, panning left to right
-        f = cv2.warpAffine(still, m, (w, h), flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
+        f = cv2.warpAffine(
+            still, m, (w, h), flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT
+        )
         frames.append(np.clip(f * 255 + rng.normal(0.5, noise, f.shape), 0, 255).astype(np.uint8))
     return frames
 
 
-def make_clip(path: Path, frames, fps: int = 15, audio: bool = False, rotation: int = 0, codec: str = "libx264",
-              pix_fmt: str = "yuv420p", gop: int = 5) -> Path:
+def make_clip(
+    path: Path,
+    frames,
+    fps: int = 15,
+    audio: bool = False,
+    rotation: int = 0,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    gop: int = 5,
+) -> Path:
     """Encode ``frames`` (uint8 RGB) to ``path``; with ``audio`` a mono AAC tone as long as the clip."""
     with av.open(str(path), "w") as c:
         s = c.add_stream(codec, rate=fps, options={"g": str(gop)})
@@ -74,7 +86,9 @@ def make_clip(path: Path, frames, fps: int = 15, audio: bool = False, rotation: 
             n = int(8000 * len(frames) / fps)
             tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / 8000)).astype(np.float32)[None]
             for k in range(0, n, 1024):
-                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, k:k + 1024]), format="fltp", layout="mono")
+                af = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(tone[:, k : k + 1024]), format="fltp", layout="mono"
+                )
                 af.sample_rate, af.pts = 8000, k
                 c.mux(a.encode(af))
             c.mux(a.encode(None))
@@ -142,15 +156,21 @@ def test_pixel_format_and_container_are_kept(tmp_path, dehazer):
     src = make_clip(tmp_path / "deep.mkv", frames, pix_fmt="yuv420p10le")
     out = restore_video(src, tmp_path / "o" / "deep.mkv", dehazer.stream().process)
     assert (out.pix_fmt, out.container, out.frames or len(decode(tmp_path / "o" / "deep.mkv"))) == (
-        "yuv420p10le", "matroska,webm", 8)
+        "yuv420p10le",
+        "matroska,webm",
+        8,
+    )
     src = make_clip(tmp_path / "c.webm", frames, codec="libvpx-vp9", pix_fmt="yuv444p")
     out = restore_video(src, tmp_path / "o" / "c.webm", dehazer.stream().process)
     assert (out.codec, out.pix_fmt) == ("vp9", "yuv444p")  # WebM: VP9 by default
     out = restore_video(src, tmp_path / "o" / "c.mkv", dehazer.stream().process, VideoOptions("libx265", 28))
     assert out.codec == "hevc" and len(decode(tmp_path / "o" / "c.mkv")) == 8
     odd = pan(scene(2), 4, size=(65, 49))  # RGB in a lossless codec, odd sides: 4:2:0 cannot hold it
-    out = restore_video(make_clip(tmp_path / "odd.mkv", odd, codec="ffv1", pix_fmt="bgr0"), tmp_path / "o" / "odd.mkv",
-                        dehazer.stream().process)
+    out = restore_video(
+        make_clip(tmp_path / "odd.mkv", odd, codec="ffv1", pix_fmt="bgr0"),
+        tmp_path / "o" / "odd.mkv",
+        dehazer.stream().process,
+    )
     assert (out.width, out.height, out.pix_fmt) == (65, 49, "yuv444p")
     src = make_clip(tmp_path / "d.ts", frames, fps=25, audio=True)  # MPEG-TS: the count from the duration
     out = restore_video(src, tmp_path / "o" / "d.ts", dehazer.stream().process)
@@ -173,7 +193,7 @@ def test_a_corrupt_or_truncated_clip_is_one_error_and_no_output(tmp_path, dehaze
     if damage == "truncated":
         bad.write_bytes(data[: int(len(data) * 0.8)])
     elif damage == "zeroed":
-        bad.write_bytes(data[: len(data) // 2] + bytes(2000) + data[len(data) // 2 + 2000:])
+        bad.write_bytes(data[: len(data) // 2] + bytes(2000) + data[len(data) // 2 + 2000 :])
     else:
         bad.write_bytes(b"\x1a\x45\xdf\xa3" + b"garbage" * 100)
     out = tmp_path / "out"
@@ -204,7 +224,9 @@ def test_unsupported_codecs_are_named(tmp_path, dehazer):
     with pytest.raises(ConfigError, match="0-51"):
         check_crf(60)
     with pytest.raises(ConfigError, match="cannot hold libx264"):
-        restore_video(tmp_path / "a.mkv", tmp_path / "o.webm", per_frame(lambda x: x), VideoOptions("libx264"))
+        restore_video(
+            tmp_path / "a.mkv", tmp_path / "o.webm", per_frame(lambda x: x), VideoOptions("libx264")
+        )
 
 
 # -- the stream ------------------------------------------------------------------------------------
@@ -257,7 +279,7 @@ def test_a_scene_cut_resets_the_airlight_at_once(dehazer):
     assert stream.cuts == [n] and blind.cuts == []
     assert gaps[n - 1] > 0.05  # the scenes' airlights differ
     assert max(gaps[n:]) < 0.015  # followed from the first frame of the new scene
-    assert min(blind_gaps[n:n + 5]) > 0.025  # the moving average alone lags behind
+    assert min(blind_gaps[n : n + 5]) > 0.025  # the moving average alone lags behind
 
 
 def test_per_frame_wraps_float_methods_for_integer_frames():

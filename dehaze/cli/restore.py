@@ -216,7 +216,8 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
                    help="video encoder of FFmpeg (libx264, libx265, libvpx-vp9, libsvtav1, ffv1, ...; "
                    "default libx264, libvpx-vp9 for WebM); the audio is copied unchanged")
     v.add_argument("--crf", type=crf_arg, default=DEFAULT_CRF, metavar="N",
-                   help=f"constant quality of x264/x265/VP9/AV1, lower is better (x264: 18 looks lossless; {DEFAULT_CRF})")
+                   help="constant quality of x264/x265/VP9/AV1, lower is better (x264: 18 looks lossless; "
+                   f"{DEFAULT_CRF})")
     v.add_argument("--preset", choices=PRESETS, default=DEFAULT_PRESET, metavar="NAME",
                    help=f"x264/x265 speed preset: {', '.join(PRESETS)} ({DEFAULT_PRESET})")
     v.add_argument("--network-every", type=positive_arg, default=NETWORK_EVERY, metavar="N",
@@ -347,7 +348,8 @@ def _restore_clip(job: Job, fn, args: argparse.Namespace, options: VideoOptions)
     total = probe_video(job.src).frames or None
     with tqdm(total=total, desc=job.src.name, unit="frame", file=sys.stderr, dynamic_ncols=True,
               leave=False, position=1) as bar:
-        restore_video(job.src, job.dst, process, options, progress=lambda _: bar.update(), max_pixels=args.max_pixels)
+        restore_video(job.src, job.dst, process, options, progress=lambda _: bar.update(),
+                      max_pixels=args.max_pixels)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -21,13 +21,15 @@ MODEL = Path(__file__).resolve().parents[2] / "models" / "dehaze-default.onnx"
 def frames(n: int = 12, w: int = 64, h: int = 48, seed: int = 0) -> list[np.ndarray]:
     """A hazy smooth scene panning left to right, uint8 RGB."""
     rng = np.random.default_rng(seed)
-    still = cv2.resize(rng.random((8, 16, 3)).astype(np.float32), (2 * w + n, h), interpolation=cv2.INTER_CUBIC)
+    still = cv2.resize(
+        rng.random((8, 16, 3)).astype(np.float32), (2 * w + n, h), interpolation=cv2.INTER_CUBIC
+    )
     still = np.clip(still * 0.4 + 0.55, 0, 1)  # hazy: low contrast, bright
-    return [(still[:, k:k + 2 * w:2] * 255 + 0.5).astype(np.uint8) for k in range(n)]
+    return [(still[:, k : k + 2 * w : 2] * 255 + 0.5).astype(np.uint8) for k in range(n)]
 
 
 def make_clip(path: Path, pictures, fps: int = 12, audio: bool = False) -> Path:
-    """Encode ``pictures`` as H.264 in ``path``'s container; with ``audio`` an AAC tone as long as the clip."""
+    """``pictures`` as H.264 in ``path``'s container; with ``audio`` an AAC tone as long as the clip."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w", format="matroska" if path.suffix in ("", ".mkv") else None) as c:
         s = c.add_stream("libx264", rate=fps)
@@ -41,7 +43,9 @@ def make_clip(path: Path, pictures, fps: int = 12, audio: bool = False) -> Path:
             n = int(8000 * len(pictures) / fps)
             tone = (0.3 * np.sin(np.arange(n) * 0.35)).astype(np.float32)[None]
             for k in range(0, n, 1024):
-                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, k:k + 1024]), format="fltp", layout="mono")
+                af = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(tone[:, k : k + 1024]), format="fltp", layout="mono"
+                )
                 af.sample_rate, af.pts = 8000, k
                 c.mux(a.encode(af))
             c.mux(a.encode(None))
@@ -96,7 +100,9 @@ def test_a_mixed_folder_restores_photos_and_clips(mixed, tmp_path, capsys):
 
 def test_strength_and_codec_options(tmp_path, capsys):
     src = make_clip(tmp_path / "a.mkv", frames())
-    code, _ = run([src, "-o", tmp_path / "none", "--strength", "0", "--crf", "0", "--preset", "ultrafast"], capsys)
+    code, _ = run(
+        [src, "-o", tmp_path / "none", "--strength", "0", "--crf", "0", "--preset", "ultrafast"], capsys
+    )
     assert code == 0
     diff = np.abs(np.stack(decode(tmp_path / "none" / "a.mkv")).astype(int) - np.stack(decode(src)))
     assert float(diff.mean()) < 1.5 and int(diff.max()) <= 10  # the clip back, up to RGB <-> YUV 4:2:0
@@ -104,11 +110,14 @@ def test_strength_and_codec_options(tmp_path, capsys):
     assert code == 0 and video.probe_video(tmp_path / "hevc" / "a.mkv").codec == "hevc"
 
 
-@pytest.mark.parametrize("option, message", [
-    (["--codec", "nope"], "unsupported video codec 'nope'"),
-    (["--codec", "aac"], "'aac' is an audio codec"),
-    (["--crf", "70"], "CRF must be 0-51"),
-])
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--codec", "nope"], "unsupported video codec 'nope'"),
+        (["--codec", "aac"], "'aac' is an audio codec"),
+        (["--crf", "70"], "CRF must be 0-51"),
+    ],
+)
 def test_bad_video_options_are_one_line_and_exit_2(tmp_path, capsys, option, message):
     src = make_clip(tmp_path / "a.mp4", frames(4))
     code, err = run([src, "-o", tmp_path / "out", *option], capsys)
@@ -116,11 +125,14 @@ def test_bad_video_options_are_one_line_and_exit_2(tmp_path, capsys, option, mes
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("option, message", [
-    (["--network-every", "0"], "must be 1 or more"),
-    (["--crf", "-1"], "must be 0 or more"),
-    (["--preset", "warp"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--network-every", "0"], "must be 1 or more"),
+        (["--crf", "-1"], "must be 0 or more"),
+        (["--preset", "warp"], "invalid choice"),
+    ],
+)
 def test_malformed_video_options_are_refused_by_the_parser(tmp_path, capsys, option, message):
     with pytest.raises(SystemExit) as exit_:
         run([tmp_path, "-o", tmp_path / "out", *option], capsys)

@@ -43,8 +43,10 @@ def server(svc):
 def test_a_video_upload_gets_415_pointing_to_the_cli(server, kind):
     data, ctype, container = CLIPS[kind]
     with server.client() as c:
-        for r in (c.post("/dehaze", files={"image": (f"clip.{kind}", data, ctype)}),
-                  c.post("/dehaze", content=data, headers={"Content-Type": ctype})):
+        for r in (
+            c.post("/dehaze", files={"image": (f"clip.{kind}", data, ctype)}),
+            c.post("/dehaze", content=data, headers={"Content-Type": ctype}),
+        ):
             assert r.status_code == 415
             body = r.json()
             assert body["error"] == "video_not_supported" and body["status"] == 415
@@ -57,7 +59,9 @@ def test_photos_in_a_video_like_box_are_not_taken_for_videos(server, svc):
         assert c.post("/dehaze", files={"image": ("a.png", png, "image/png")}).status_code == 200
         heif = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
         r = c.post("/dehaze", files={"image": ("a.heic", heif, "image/heic")})
-        assert r.status_code == 415 and r.json()["error"] == "unsupported_format"  # a photo format, not a video
+        assert (
+            r.status_code == 415 and r.json()["error"] == "unsupported_format"
+        )  # a photo format, not a video
 
 
 def test_the_service_refuses_videos_without_pyav():
