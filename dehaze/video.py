@@ -550,10 +550,8 @@ class _Writer:
         for key in ("color_range", "colorspace", "color_primaries", "color_trc"):
             value = getattr(self.in_stream.codec_context, key, None)
             if value is not None:
-                try:
+                with contextlib.suppress(AttributeError, TypeError, ValueError):  # not settable in this PyAV
                     setattr(s.codec_context, key, value)
-                except (AttributeError, TypeError, ValueError):
-                    pass
         if frame.rotation:
             s.set_display_rotation(frame.rotation)
         self.video = s
