@@ -223,6 +223,15 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
     v.add_argument("--network-every", type=positive_arg, default=NETWORK_EVERY, metavar="N",
                    help="run the network on every N-th frame and on the first after a scene cut; the "
                    f"haze is carried between (two-scale models; {NETWORK_EVERY})")
+    c = p.add_argument_group("more than one machine")
+    c.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process; ray: photos on the workers of a Ray cluster (Ray Data), videos "
+                   "here (needs pip install 'ssd-dehaze[cluster]'; local)")
+    c.add_argument("--ray-address", metavar="ADDR",
+                   help="the Ray cluster: auto (the one this machine belongs to, or RAY_ADDRESS) or HOST:PORT; "
+                   "default: a Ray instance started on this machine for the run")
+    c.add_argument("--workers", type=positive_arg, metavar="N",
+                   help="Ray actors, each holding one model (default: the cluster's CPUs / --threads)")
     p.set_defaults(run=run)
     return p
 
@@ -352,43 +361,79 @@ def _restore_clip(job: Job, fn, args: argparse.Namespace, options: VideoOptions)
                       max_pixels=args.max_pixels)
 
 
+def method_of(args: argparse.Namespace):
+    """The restoration function of ``--method`` / ``--model`` with the Dehazer options (both engines)."""
+    kwargs = dict(device=args.device, tile=args.tile, overlap=args.overlap, threads=args.threads,
+                  strength=args.strength)
+    return get_method(args.method, args.model, **kwargs)
+
+
+def restore_file(job: Job, fn, args: argparse.Namespace) -> None:
+    """Read, restore and atomically write one photo (both engines); raises what :func:`failure` reports."""
+    photo = read_photo(job.src, max_pixels=args.max_pixels, as_float=False)  # integer pixels: less memory
+    if job.dst is None:  # read_photo raises for these; guard against a reader that does not
+        raise InputError(f"{job.src}: not a supported image")
+    write_photo(job.dst, restore_photo(photo, fn), job.fmt, quality=args.quality)
+
+
+def failure(src: Path, exc: BaseException) -> str | None:
+    """The one-line report of a file that could not be restored, or None when ``exc`` is a bug (re-raise it)."""
+    if isinstance(exc, DehazeError):
+        return str(exc)
+    if isinstance(exc, (OSError, ValueError, MemoryError)):  # one bad file must not stop the batch
+        return f"{src}: {exc.__class__.__name__}: {exc}"
+    return None
+
+
+def report(args: argparse.Namespace, restored: int, existing: int, errors: list[tuple[Path, str]]) -> int:
+    """The summary lines and the exit code (1 when any file failed)."""
+    summary = f"restored {restored}, already done {existing}, failed {len(errors)} -> {args.output}"
+    print(summary, file=sys.stderr)
+    for src, msg in errors:
+        print(f"  failed: {msg if str(src) in msg else f'{src}: {msg}'}", file=sys.stderr)
+    return 1 if errors else 0
+
+
 def run(args: argparse.Namespace) -> int:
     args.inputs = [*args.inputs, *args.input]
     if not args.inputs:
         raise InputError("no input given: name image files or folders (or -i PATH)")
+    if args.engine == "ray":
+        from dehaze.cli.ray_engine import require_ray
+
+        require_ray()  # without Ray: one line, before any file is looked at
     jobs, errors, total = _plan(args)
     if total == 0:
         raise InputError(f"no images or videos found in {', '.join(args.inputs)}")
     todo = [j for j in jobs if args.overwrite or j.dst is None or not j.dst.exists()]
     existing = len(jobs) - len(todo)
     restored = 0
+    if todo and args.engine == "ray":
+        from dehaze.cli.ray_engine import restore_on_ray
+
+        photos = [j for j in todo if j.fmt != "video"]
+        todo = [j for j in todo if j.fmt == "video"]
+        if todo:
+            print(f"note: {len(todo)} video(s) are restored by the local engine (Ray restores photos)",
+                  file=sys.stderr)
+        restored += restore_on_ray(photos, args, errors)
     if todo:  # the model is loaded only when there is work left
         options = _video_options(args) if any(j.fmt == "video" for j in todo) else None
-        kwargs = dict(device=args.device, tile=args.tile, overlap=args.overlap, threads=args.threads,
-                      strength=args.strength)
-        fn = get_method(args.method, args.model, **kwargs)
+        fn = method_of(args)
         label = getattr(fn, "name", args.method)
         bar = tqdm(todo, desc=f"dehaze ({label})", unit="file", file=sys.stderr, dynamic_ncols=True)
         for job in bar:
             try:
                 if job.fmt == "video":
                     _restore_clip(job, fn, args, options)
-                    restored += 1
-                    continue
-                photo = read_photo(job.src, max_pixels=args.max_pixels, as_float=False)  # integer pixels: less memory
-                if job.dst is None:  # read_photo raises for these; guard against a reader that does not
-                    raise InputError(f"{job.src}: not a supported image")
-                write_photo(job.dst, restore_photo(photo, fn), job.fmt, quality=args.quality)
+                else:
+                    restore_file(job, fn, args)
                 restored += 1
-            except DehazeError as exc:
-                errors.append((job.src, str(exc)))
-                bar.write(f"skipped: {exc}", file=sys.stderr)
-            except (OSError, ValueError, MemoryError) as exc:  # one bad file must not stop the batch
-                errors.append((job.src, f"{job.src}: {exc.__class__.__name__}: {exc}"))
-                bar.write(f"skipped: {job.src}: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+            except Exception as exc:
+                msg = failure(job.src, exc)
+                if msg is None:
+                    raise
+                errors.append((job.src, msg))
+                bar.write(f"skipped: {msg}", file=sys.stderr)
         bar.close()
-    summary = f"restored {restored}, already done {existing}, failed {len(errors)} -> {args.output}"
-    print(summary, file=sys.stderr)
-    for src, msg in errors:
-        print(f"  failed: {msg if str(src) in msg else f'{src}: {msg}'}", file=sys.stderr)
-    return 1 if errors else 0
+    return report(args, restored, existing, errors)
