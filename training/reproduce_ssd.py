@@ -224,6 +224,43 @@ def _paired(models: list[str], runs, per_run: dict, keys: list[tuple[str, str]])
             "mean Δ ± std | seeds lower | paired t-test p |", "|---|---|---|---|---|---|", *lines, ""]
 
 
+def c_diagnostics(run_dir: Path, cache: dict, n: int = 1000) -> dict:
+    """What the finished run's C says about ``n`` real and ``n`` generated images (the scored generator): mean
+    logits, AUC (P[C(real) > C(fake)]), sign accuracy, and the 5th-95th percentiles over the fakes of the
+    weight ``up`` that the ``weighted`` combine gives G's gradient (:func:`dehaze.nets.ssd.hard_example_weights`)."""
+    import torch
+
+    from dehaze.gan import load_gan_generator
+    from dehaze.gan.data import load_dataset
+    from dehaze.gan.evaluate import real_images, standing_stats
+    from dehaze.gan.training import build_nets
+    from dehaze.nets.ssd import hard_example_weights
+
+    state = load_checkpoint(run_dir / "last.pt")
+    cfg = state["config"]
+    if not cfg["model"].startswith("ssd-"):
+        return {}
+    cfg["loss"].setdefault("c_scale", 1.0)
+    _, D = build_nets(cfg)
+    D.load_state_dict(state["D"])
+    D.eval()
+    use_g = cfg["eval"].get("generator", "ema") == "G"
+    G, _ = load_gan_generator(run_dir / "last.pt", prefer_ema=not use_g)
+    if not use_g:
+        standing_stats(G, n_batches=cfg["eval"]["bn_batches"], batch=64, seed=cfg["seed"])
+    key = ("c", cfg["data"]["path"], cfg["data"]["root"], int(cfg["data"]["resolution"]), n)
+    if key not in cache:
+        cache[key] = real_images(load_dataset(cfg["data"]["path"], cfg["data"]["root"], key[3]), n, 1)
+    with torch.no_grad():
+        fake = G.sample(n, generator=torch.Generator().manual_seed(cfg["seed"] + 1000))
+        cr = (D.c_scale * D.C(D.phi(cache[key]))).flatten()
+        cf = (D.c_scale * D.C(D.phi(fake))).flatten()
+        up = hard_example_weights(cf, D.lam)[0]
+    return {"c_real": float(cr.mean()), "c_fake": float(cf.mean()), "c_auc": float((cr[:, None] > cf[None, :]).float().mean()),
+            "c_sign_acc": float(((cr > 0).float().mean() + (cf <= 0).float().mean()) / 2),
+            "w_up_p5": float(up.quantile(0.05)), "w_up_p95": float(up.quantile(0.95))}
+
+
 def _c_accuracy(run_dir: Path) -> dict:
     """C's accuracy on its training batches over the run's last logging window (``acc_C``), if it has a C."""
     stats = run_dir / "stats.jsonl"
@@ -265,11 +302,11 @@ def summarise(args: argparse.Namespace, models: list[str], runs: list[tuple[str,
     out = Path(args.out)
     cfg0 = load_checkpoint(runs[0][2] / "last.pt")["config"]
     res = int(cfg0["data"]["resolution"])
-    history, per_run, spectra = {}, {}, {}
+    history, per_run, spectra, cache = {}, {}, {}, {}
     for model, seed, run_dir in runs:
         history[(model, seed)] = _evals(run_dir, res)
         step, scalars, spectra[(model, seed)] = history[(model, seed)][-1]
-        per_run[(model, seed)] = scalars | {"step": step} | _c_accuracy(run_dir)
+        per_run[(model, seed)] = scalars | {"step": step} | _c_accuracy(run_dir) | c_diagnostics(run_dir, cache)
 
     # figures: spectra averaged over seeds (band: ±1 std of log10 P over seeds)
     real = np.mean([s["power_real"] for s in spectra.values()], axis=0)
@@ -308,6 +345,13 @@ def summarise(args: argparse.Namespace, models: list[str], runs: list[tuple[str,
     if acc:
         acc = ["C's accuracy on its own real/fake training batches over the last logged window "
                "(`log.every` steps; chance 0.5):", "", "| model | mean ± std | per seed |", "|---|---|---|", *acc, ""]
+        acc += ["C at the end, on 1,000 real and 1,000 generated images (logits as D_ss uses them; AUC = "
+                "P[C(real) > C(fake)], 0.5 = chance; `up`: the weight the `weighted` combine would give G's gradient, "
+                "5th–95th percentile over the fakes):", "",
+                "| model | seed | C real | C fake | AUC | sign accuracy | up, 5–95 % |", "|---|---|---|---|---|---|---|"]
+        acc += [f"| {m} | {s} | {v['c_real']:+.3f} | {v['c_fake']:+.3f} | {v['c_auc']:.3f} | {v['c_sign_acc']:.3f} | "
+                f"{v['w_up_p5']:.3f}–{v['w_up_p95']:.3f} |" for (m, s), v in per_run.items() if "c_auc" in v]
+        acc.append("")
     steps = sorted({st for h in history.values() for st, _, _ in h})
     trend = ["| model | " + " | ".join(f"step {st}" for st in steps) + " |", "|---" * (len(steps) + 1) + "|"]
     for m in models:

@@ -106,6 +106,9 @@ def test_variants_kid_on_cifar_features_rescoring_and_paired_table(tiny_images, 
     assert "| ssd-sngan − sngan | D_hf ↓ |" in md and "| ssd-sngan:weighted − ssd-sngan | KID_cifar×10³ ↓ |" in md
     assert (out / "samples_ssd-sngan-weighted.png").is_file()
     assert "C's accuracy on its own real/fake training batches" in md and "| ssd-sngan:weighted | " in md
+    assert "| AUC | sign accuracy |" in md and md.count("| ssd-sngan:weighted | 1 | ") == 2  # per-run and C tables
+    c = json.loads((out / "results.json").read_text())["runs"]["ssd-sngan-s0"]
+    assert 0 <= c["c_auc"] <= 1 and c["w_up_p5"] <= c["w_up_p95"]
 
     # rescoring gives exactly what the trainer itself computes with the classifier
     rescored = json.loads(sorted((out / "runs" / "ssd-sngan-s0" / "eval").glob("0*"))[-1]
