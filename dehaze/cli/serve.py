@@ -5,6 +5,9 @@ an option given on the command line wins. Without a model file the command stops
 line saying which file is missing and how to make one, unless ``--method dcp`` is given, in
 which case the classical dark-channel-prior baseline is served without a network.
 
+With ``--engine ray`` the same app runs as Ray Serve replicas (:mod:`service.ray_serve`,
+``--replicas`` or ``--min-replicas``/``--max-replicas``); Ray is imported only then.
+
 This module is the one sanctioned bridge from the library to ``service``: it imports the
 service lazily inside :func:`run`.
 """
@@ -17,7 +20,7 @@ import os
 import socket
 from pathlib import Path
 
-from dehaze.cli.restore import TILE_HELP, tile_arg
+from dehaze.cli.restore import TILE_HELP, positive_arg, tile_arg
 from dehaze.errors import ConfigError
 from dehaze.inference import DEFAULT_TILE, TILE_RULE
 
@@ -159,6 +162,17 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
         default=None,
         help="DEHAZE_LOG_LEVEL, default info",
     )
+    c = p.add_argument_group("more than one machine (Ray Serve; pip install 'ssd-dehaze[cluster]')")
+    c.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process (uvicorn); ray: replicas of the same app on Ray Serve (local)")
+    c.add_argument("--replicas", type=positive_arg, default=1, metavar="N",
+                   help="Ray Serve replicas, each with its own model, --concurrency and --queue (1)")
+    c.add_argument("--min-replicas", type=int, metavar="N",
+                   help="with --max-replicas: scale between the two on ongoing requests (Ray Serve "
+                   "autoscaling; target --concurrency requests per replica)")
+    c.add_argument("--max-replicas", type=positive_arg, metavar="N", help="see --min-replicas")
+    c.add_argument("--ray-address", metavar="ADDR",
+                   help="the Ray cluster: auto or HOST:PORT; default: a Ray instance started on this machine")
     p.set_defaults(run=run)
     return p
 
@@ -172,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
 
     names = [f.name for f in fields(Settings)]  # every setting has an option of the same name
     settings = Settings.from_env(**{n: getattr(args, n, None) for n in names})
+    if getattr(args, "engine", "local") == "ray":
+        return run_on_ray(args, settings)
     sock = listen_socket(settings.host, settings.port)  # before the model loads: a taken port fails at once
     try:
         logging.basicConfig(
@@ -187,3 +203,53 @@ def run(args: argparse.Namespace) -> int:
     finally:
         sock.close()
     return 0
+
+
+def run_on_ray(args: argparse.Namespace, settings) -> int:
+    """``--engine ray``: deploy the app on Ray Serve (:mod:`service.ray_serve`), its HTTP proxy on
+    ``--host``/``--port``, until Ctrl-C or SIGTERM (then the application is deleted from the cluster, or
+    the Ray instance started here is stopped)."""
+    import contextlib
+    import logging
+    import signal
+    import time
+
+    from dehaze.cli.ray_engine import MissingRayError, connect, require_ray
+
+    ray = require_ray()
+    try:
+        from ray import serve
+    except ModuleNotFoundError as exc:
+        raise MissingRayError(f"--engine ray needs {exc.name}, which is not installed here: "
+                              "pip install 'ssd-dehaze[cluster]'") from None
+    from service.app import create_app
+    from service.ray_serve import deployment
+
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
+    listen_socket(settings.host, settings.port).close()  # a taken port fails at once, in one line
+    create_app(settings).state.engine.load()  # and so does a missing or broken model, before any replica
+    app = deployment(settings, args.replicas, args.min_replicas, args.max_replicas)
+    started = connect(args.ray_address)
+
+    def interrupt(*_) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)  # docker / Kubernetes stopping it: as Ctrl-C (after ray.init's own)
+    try:
+        serve.start(http_options={"host": settings.host, "port": settings.port})
+        serve.run(app, name="dehaze", route_prefix="/")
+        host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        logging.getLogger("service").info("serving on http://%s:%d with Ray Serve; Ctrl-C stops it",
+                                          host, settings.port)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        logging.getLogger("service").info("stopping")
+        return 0
+    finally:
+        if started:
+            serve.shutdown()
+            ray.shutdown()
+        else:  # a cluster that outlives this command: take our application off it
+            with contextlib.suppress(Exception):
+                serve.delete("dehaze")
