@@ -35,7 +35,7 @@ SERVE = ["dehaze", "serve", "--host", "0.0.0.0", "--port", "8000"]
 
 def test_compose_services_cpu_and_gpu(compose, svc):
     services = compose["services"]
-    assert set(services) == {"dehaze-cpu", "dehaze-gpu"}
+    assert set(services) == {"dehaze-cpu", "dehaze-gpu", "ray-head", "ray-worker"}  # Ray's: test_deploy_cluster.py
     setting_names = {f"DEHAZE_{f.name.upper()}" for f in fields(Settings)}
     for name, profile in [("dehaze-cpu", "cpu"), ("dehaze-gpu", "gpu")]:
         s = services[name]
