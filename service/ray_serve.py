@@ -114,4 +114,4 @@ def app_builder(args: dict[str, str]):
 def _setting(name: str, raw: str) -> Any:
     from service.settings import _parse
 
-    return _parse(name, raw) if name in {f.name for f in dataclasses.fields(Settings)} else raw
+    return _parse(name, str(raw)) if name in {f.name for f in dataclasses.fields(Settings)} else raw

@@ -129,6 +129,7 @@ def _run(ray, jobs: list[Job], args, options, label: str, errors: list[tuple[Pat
     context.enable_progress_bars = False  # our own bar, as the local engine's
     context.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "progress bars disabled"
     gpus = 1 if str(options.device).startswith("cuda") else 0
     workers = args.workers or max(1, int(ray.cluster_resources().get("CPU", 1) // options.threads))
     workers = min(workers, len(jobs))
