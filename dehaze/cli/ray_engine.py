@@ -114,8 +114,9 @@ def restore_on_ray(jobs: list[Job], args: argparse.Namespace, errors: list[tuple
         return 0
     ray = require_ray()
     options = worker_options(args)
-    # a missing or broken model, or a bad option: one line here, before any worker starts
-    label = getattr(method_of(options), "name", args.method)
+    # a missing or broken model, or a bad option: one line here, before any worker starts (on the CPU: the
+    # workers may have a GPU that this machine has not)
+    label = getattr(method_of(argparse.Namespace(**{**vars(options), "device": "cpu"})), "name", args.method)
     started = connect(args.ray_address)
     try:
         return _run(ray, jobs, args, options, label, errors)
