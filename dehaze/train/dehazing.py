@@ -134,9 +134,7 @@ def asm_supervised(cfg: dict) -> bool:
 def build_train_set(cfg: dict):
     """Synthetic pairs from ``data.clean`` and real ones from ``data.paired``, one data set whose items
     take the ``(index, epoch)`` keys of the step sampler."""
-    from dehaze.data import ConcatKeyed, PairedFolderDataset, SyntheticHazeDataset
-
-    from dehaze.data import read_split
+    from dehaze.data import ConcatKeyed, PairedFolderDataset, SyntheticHazeDataset, read_split
 
     d = cfg["data"]
     parts = []
