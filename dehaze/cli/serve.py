@@ -210,6 +210,7 @@ def run_on_ray(args: argparse.Namespace, settings) -> int:
     ``--host``/``--port``, until Ctrl-C or SIGTERM (then the application is deleted from the cluster, or
     the Ray instance started here is stopped)."""
     import contextlib
+    import dataclasses
     import logging
     import signal
     import time
@@ -227,7 +228,9 @@ def run_on_ray(args: argparse.Namespace, settings) -> int:
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
     listen_socket(settings.host, settings.port).close()  # a taken port fails at once, in one line
-    create_app(settings).state.engine.load()  # and so does a missing or broken model, before any replica
+    # and so does a missing or broken model, before any replica starts (on the CPU: the replicas may have
+    # a GPU that this machine has not)
+    create_app(dataclasses.replace(settings, device="cpu", providers=None, warmup=False)).state.engine.load()
     app = deployment(settings, args.replicas, args.min_replicas, args.max_replicas)
     started = connect(args.ray_address)
 
