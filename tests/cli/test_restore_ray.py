@@ -136,3 +136,21 @@ def test_without_ray_one_line_naming_the_extra(folder, tmp_path, monkeypatch, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --engine ray needs ray, which is not installed here: pip install 'ssd-dehaze[cluster]'"]
     assert not (tmp_path / "out").exists()
+
+
+def test_videos_are_restored_by_the_local_engine(ray_local, tmp_path, capsys):
+    av = pytest.importorskip("av", reason="PyAV (the [video] extra) is not installed")
+    src = tmp_path / "in"
+    save(src / "still.png", u8(40, 60), "PNG")
+    with av.open(str(src / "clip.mkv"), "w") as c:
+        s = c.add_stream("libx264", rate=12)
+        s.height, s.width, s.pix_fmt = 48, 64, "yuv420p"
+        for _ in range(6):
+            c.mux(s.encode(av.VideoFrame.from_ndarray(u8(48, 64), format="rgb24")))
+        c.mux(s.encode(None))
+    out = tmp_path / "out"
+    assert restore(src, out, "--engine", "ray", "--method", "dcp") == 0
+    err = capsys.readouterr().err
+    assert "note: 1 video(s) are restored by the local engine (Ray restores photos)" in err
+    assert "restored 2, already done 0, failed 0" in err
+    assert outputs(out) == ["clip.mkv", "still.png"]
