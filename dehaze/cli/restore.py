@@ -17,7 +17,9 @@ run goes on, prints a summary and exits 1.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -361,6 +363,25 @@ def _restore_clip(job: Job, fn, args: argparse.Namespace, options: VideoOptions)
                       max_pixels=args.max_pixels)
 
 
+def local_path(text: str) -> str:
+    """A path, or a ``file://`` URL turned into its path; other URLs (``s3://``, ...) are refused in one line.
+
+    Example:
+        >>> local_path("file:///data/my%20photos"), local_path("photos/")
+        ('/data/my photos', 'photos/')
+    """
+    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]+)://", text)  # two letters or more: not a Windows drive
+    if scheme is None:
+        return text
+    scheme = scheme.group(1)
+    if scheme.lower() != "file":
+        raise InputError(f"{text}: only local paths and file:// URLs are supported, not {scheme}://")
+    parsed = urllib.parse.urlsplit(text)
+    if parsed.netloc not in ("", "localhost"):
+        raise InputError(f"{text}: a file:// URL names a path on this machine (file:///PATH), not on {parsed.netloc}")
+    return urllib.parse.unquote(parsed.path)
+
+
 def method_of(args: argparse.Namespace):
     """The restoration function of ``--method`` / ``--model`` with the Dehazer options (both engines)."""
     kwargs = dict(device=args.device, tile=args.tile, overlap=args.overlap, threads=args.threads,
@@ -395,7 +416,8 @@ def report(args: argparse.Namespace, restored: int, existing: int, errors: list[
 
 
 def run(args: argparse.Namespace) -> int:
-    args.inputs = [*args.inputs, *args.input]
+    args.inputs = [local_path(a) for a in [*args.inputs, *args.input]]
+    args.output = local_path(args.output)
     if not args.inputs:
         raise InputError("no input given: name image files or folders (or -i PATH)")
     if args.engine == "ray":

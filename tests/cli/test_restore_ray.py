@@ -154,3 +154,16 @@ def test_videos_are_restored_by_the_local_engine(ray_local, tmp_path, capsys):
     assert "note: 1 video(s) are restored by the local engine (Ray restores photos)" in err
     assert "restored 2, already done 0, failed 0" in err
     assert outputs(out) == ["clip.mkv", "still.png"]
+
+
+def test_file_urls_work_and_other_urls_are_one_line(ray_local, folder, tmp_path, capsys):
+    (folder / "truncated.jpg").unlink()
+    out = tmp_path / "out dir"
+    src_url, out_url = folder.as_uri(), out.as_uri()  # file:///.../in, file:///.../out%20dir
+    assert main(["restore", src_url, "-o", out_url, "-r", "--engine", "ray", "--method", "dcp"]) == 0
+    assert outputs(out) == sorted(OUTPUTS)
+    capsys.readouterr()
+    assert main(["restore", "s3://bucket/photos", "-o", str(out), "--engine", "ray", "--method", "dcp"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: s3://bucket/photos: only local paths and file:// URLs are supported, not s3://"
+    )
