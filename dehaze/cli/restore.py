@@ -11,7 +11,8 @@ its frames dehazed by a :class:`dehaze.video.HazeStream` (the haze smoothed over
 ``--recursive`` the input tree is mirrored under OUT_DIR. Existing outputs are skipped unless
 ``--overwrite``, and every output is written atomically, so an interrupted run simply continues
 where it stopped when started again. A file that cannot be restored is reported and skipped; the
-run goes on, prints a summary and exits 1.
+run goes on, prints a summary and exits 1. With ``--engine ray`` the photos are restored by the workers
+of a Ray cluster (:mod:`dehaze.cli.ray_engine`) through the same functions, and the videos here.
 """
 
 from __future__ import annotations
