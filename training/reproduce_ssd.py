@@ -84,13 +84,13 @@ def run_name(name: str) -> str:
     return name.replace(":", "-")
 
 
-def baseline_of(name: str, models: list[str]) -> str | None:
-    """What a model is compared with: ``model:combine`` with ``model``, ``ssd-X`` with ``X``."""
+def baselines_of(name: str, models: list[str]) -> list[str]:
+    """What a model is compared with: ``ssd-X`` with ``X``; ``model:combine`` with ``model`` and with ``model``'s
+    own baseline."""
     model, combine = split_model(name)
-    if combine and model in models:
-        return model
+    out = [model] if combine and model in models else []
     base = model.removeprefix("ssd-")
-    return base if model.startswith("ssd-") and base in models else None
+    return out + ([base] if model.startswith("ssd-") and base in models else [])
 
 
 def run_args(args: argparse.Namespace, name: str, seed: int, run_dir: Path) -> list[str]:
@@ -204,10 +204,7 @@ def _paired(models: list[str], runs, per_run: dict, keys: list[tuple[str, str]])
     from scipy import stats
 
     lines = []
-    for m in models:
-        base = baseline_of(m, models)
-        if base is None:
-            continue
+    for m, base in [(name, b) for name in models for b in baselines_of(name, models)]:
         seeds = [s for (mm, s, _) in runs if mm == m and (base, s) in per_run]
         for k, head in keys:
             pairs = [(per_run[(m, s)][k], per_run[(base, s)][k]) for s in seeds

@@ -104,6 +104,7 @@ def test_variants_kid_on_cifar_features_rescoring_and_paired_table(tiny_images, 
     md = (out / "results.md").read_text()
     assert "KID_cifar×10³" in md and "not** comparable" in md
     assert "| ssd-sngan − sngan | D_hf ↓ |" in md and "| ssd-sngan:weighted − ssd-sngan | KID_cifar×10³ ↓ |" in md
+    assert "| ssd-sngan:weighted − sngan | D_hf ↓ |" in md
     assert (out / "samples_ssd-sngan-weighted.png").is_file()
     assert "C's accuracy on its own real/fake training batches" in md and "| ssd-sngan:weighted | " in md
     assert "| AUC | sign accuracy |" in md and md.count("| ssd-sngan:weighted | 1 | ") == 2  # per-run and C tables
