@@ -5,7 +5,7 @@
 
 ``DATA/train/<class>/*`` trains it (random crops with 2-pixel padding, horizontal flips, SGD with
 momentum, cosine learning rate), ``DATA/test/<class>/*`` measures its accuracy. The file keeps the
-weights in float16 (about 160 kB) with the architecture, the accuracy and the command;
+weights in float16 (about 170 kB) with the architecture, the accuracy and the command;
 :func:`dehaze.metrics.gan.load_cifar_features` reads it, and ``eval.kid_features=FILE`` (trainer) or
 ``--kid-features FILE`` (``reproduce_ssd.py``) scores generators with it. The KID it gives ranks
 generators of the same data; it is not comparable with published Inception FID/KID.
