@@ -124,8 +124,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     for arm, runs in data.items():
         seeds = sorted(runs)
         row = {"seeds": seeds, "steps": [runs[s]["step"] for s in seeds]}
-        for key, _, _ in METRICS + (("heldout/acc/C", "", True), ("heldout/acc/D", "", True),
-                                    ("heldout/loss/C", "", False)):
+        for key, _, _ in METRICS + (("heldout/acc/C", "", True), ("heldout/auc/C", "", True),
+                                    ("heldout/acc/D", "", True), ("heldout/loss/C", "", False)):
             vals = [runs[s]["val"].get(key) for s in seeds]
             if all(v is not None for v in vals):
                 row[key] = {"per_seed": vals, "mean": mean_std(vals)[0], "std": mean_std(vals)[1]}
@@ -162,11 +162,13 @@ def _fmt(row: dict, key: str, digits: int) -> str:
 
 
 def table(summary: dict, tests: dict) -> str:
-    lines = ["| arm | seeds | " + " | ".join(label for _, label, _ in METRICS) + " | C acc. (held-out) |",
-             "|---|---|" + "---|" * (len(METRICS) + 1)]
+    lines = ["| arm | seeds | " + " | ".join(label for _, label, _ in METRICS)
+             + " | C acc. (held-out) | C loss (held-out) | C acc. (training, 2nd half) |",
+             "|---|---|" + "---|" * (len(METRICS) + 3)]
     for arm, row in summary.items():
         cells = [_fmt(row, k, 4 if "spec" in k else 3 if "ssim" in k else 2) for k, _, _ in METRICS]
-        lines.append(f"| {arm} | {len(row['seeds'])} | " + " | ".join(cells) + f" | {_fmt(row, 'heldout/acc/C', 2)} |")
+        c = [_fmt(row, k, 3) for k in ("heldout/acc/C", "heldout/loss/C", "train_acc_C_second_half")]
+        lines.append(f"| {arm} | {len(row['seeds'])} | " + " | ".join(cells + c) + " |")
     lines += ["", "Paired differences across seeds (mean ± sd of arm − reference; paired t-test p):", "",
               "| arm − reference | " + " | ".join(label for _, label, _ in METRICS) + " |",
               "|---|" + "---|" * len(METRICS)]

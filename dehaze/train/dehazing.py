@@ -44,6 +44,7 @@ from dehaze.losses import (
     d_loss,
     g_loss,
     l1_loss,
+    ranking_auc,
     spectral_regularizer,
 )
 from dehaze.metrics import psnr, spectral_distance, ssim
@@ -392,8 +393,8 @@ def discriminator_accuracy(D: torch.nn.Module, hazy: torch.Tensor, clear: torch.
                            batch: int = 16) -> dict:
     """D's (and for SSD, C's) accuracy and loss on pairs no update has seen, in eval mode.
 
-    ``acc/D``: the combined verdict (D_ss for SSD); ``acc/C``, ``loss/C``: the spectral classifier
-    alone (chance: 0.5 and 2·ln 2 = 1.386). Restores D's mode afterwards.
+    ``acc/D``: the combined verdict (D_ss for SSD); ``acc/C``, ``auc/C`` (:func:`~dehaze.losses.ranking_auc`),
+    ``loss/C``: the spectral classifier alone (chance: 0.5, 0.5 and 2·ln 2 = 1.386). Restores D's mode afterwards.
     """
     was_training = D.training
     D.eval()
@@ -406,6 +407,7 @@ def discriminator_accuracy(D: torch.nn.Module, hazy: torch.Tensor, clear: torch.
         cat = {k: SSDOutput(torch.cat([o.spatial for o in v]), torch.cat([o.spectral for o in v]),
                             torch.cat([o.combined for o in v]), v[0].space) for k, v in outs.items()}
         return {"acc/D": _acc(cat["real"], cat["fake"]), "acc/C": accuracy(cat["real"].spectral, cat["fake"].spectral),
+                "auc/C": ranking_auc(cat["real"].spectral, cat["fake"].spectral),
                 "loss/C": classifier_loss(cat["real"], cat["fake"]).item()}
     return {"acc/D": accuracy(torch.cat(outs["real"]), torch.cat(outs["fake"]))}
 

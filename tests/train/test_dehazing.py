@@ -84,7 +84,7 @@ def test_each_mode_trains_and_writes_a_run(data, tmp_path, mode):
         assert 0 <= val["heldout/acc/D"] <= 1
     if mode.startswith("ssd"):
         assert "loss/C" in stats and "acc/C" in stats
-        assert 0 <= val["heldout/acc/C"] <= 1 and val["heldout/loss/C"] > 0
+        assert 0 <= val["heldout/acc/C"] <= 1 and 0 <= val["heldout/auc/C"] <= 1 and val["heldout/loss/C"] > 0
 
 
 def test_held_out_photos_never_reach_training(data):

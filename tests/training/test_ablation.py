@@ -44,6 +44,7 @@ def test_report_gives_mean_sd_and_paired_differences(tmp_path, capsys):
     assert "heldout/acc/C" not in res["arms"]["pix2pix-half"]
     assert (out / "spectra.png").stat().st_size > 0 and (out / "c_accuracy.png").stat().st_size > 0
     assert "| ssd | 3 | 21.67 ± 1.07 |" in (out / "table.md").read_text()
+    assert res["arms"]["ssd"]["train_acc_C_second_half"]["mean"] == pytest.approx(0.61)
     assert math.isnan(ablation.mean_std([1.0])[1])
 
 
