@@ -30,22 +30,23 @@ import numpy as np
 from dehaze.evaluation import score
 from dehaze.inference import Dehazer
 from dehaze.io import read_photo
-from dehaze.pairs import find_pairs, fit_clear
+from dehaze.pairs import find_pairs, fit_clear, read_split
 
-HELD_OUT = ("sun-hays80", "urban100")  # every fourth photo of these is kept for selection, never for training
+HELD_OUT = Path(__file__).resolve().parents[1] / "training" / "splits" / "heldout-v1.txt"  # never trained on
 
 
 def make_selection(out: Path, clean_root: Path = Path("../shared/data/clean")) -> None:
-    """Synthetic pairs from the held-out photos (``dehaze synth``, outdoor preset, seed 0) in ``out``."""
+    """Synthetic pairs from the held-out photos (:data:`HELD_OUT`; ``dehaze synth``, outdoor preset,
+    seed 0) in ``out``."""
     from dehaze.cli import main as dehaze
 
     photos = out / "clean"
     photos.mkdir(parents=True, exist_ok=True)
-    for name in HELD_OUT:
-        for i, f in enumerate(sorted((clean_root / name).iterdir())):
-            link = photos / f"{name}_{f.name}"
-            if i % 4 == 0 and not link.exists():
-                link.symlink_to(f.resolve())
+    for rel in read_split(HELD_OUT):
+        f = clean_root / rel
+        link = photos / rel.replace("/", "_")
+        if not link.exists():
+            link.symlink_to(f.resolve())
     code = dehaze(["synth", str(photos), "-o", str(out / "pairs"), "--preset", "outdoor", "--seed", "0"])
     if code:
         sys.exit(code)

@@ -37,6 +37,8 @@ __all__ = [
     "find_pairs",
     "fit_clear",
     "list_images",
+    "read_split",
+    "split_photos",
 ]
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
@@ -57,6 +59,30 @@ def _require_folder(root: str | Path) -> Path:
     if not root.is_dir():
         raise InputError(f"{root}: is a file, not a folder")
     return root
+
+
+def read_split(path: str | Path) -> list[str]:
+    """The photos a split file lists: one path per line relative to a clean-photo root, ``#`` comments.
+
+    Example (``training/splits/heldout-v1.txt``, the photos kept out of training)::
+
+        >>> read_split("training/splits/heldout-v1.txt")[0]  # doctest: +SKIP
+        'sun-hays80/abbey_sun_asztnlqhlrvirneh.jpg'
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such split file")
+    lines = (ln.split("#", 1)[0].strip() for ln in path.read_text().splitlines())
+    return [ln for ln in lines if ln]
+
+
+def split_photos(split: str | Path, root: str | Path) -> list[Path]:
+    """The files of a split under ``root``; one InputError naming the first missing one."""
+    files = [Path(root) / rel for rel in read_split(split)]
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise InputError(f"{split}: {len(missing)} listed photo(s) not under {root}, e.g. {missing[0]}")
+    return files
 
 
 def list_images(root: str | Path, recursive: bool = True) -> list[Path]:
