@@ -155,3 +155,17 @@ def test_high_frequency_confusion_swaps_high_band():
 def test_runs_on_cuda():
     x = torch.rand(2, 3, 32, 32, device="cuda")
     assert torch.allclose(azimuthal_spectrum(x).cpu(), azimuthal_spectrum(x.cpu()), atol=1e-4)
+
+
+@pytest.mark.parametrize("size", [(32, 32), (48, 48), (40, 56)])
+def test_phase_features_have_no_bin_that_is_constant_by_construction(size):
+    """A ring with a single coefficient has coherence 1 for every image; such bins are dropped."""
+    from dehaze.spectral import informative_drop_high, num_bins
+
+    torch.manual_seed(0)
+    x = torch.rand(16, 3, *size) * 2 - 1
+    f = phase_aware_spectrum(x)
+    assert f.shape[-1] == num_bins(*size, informative_drop_high(*size))
+    assert (f[:, 1:].std(dim=0) > 1e-3).all()  # every coherence bin varies across images
+    noise = phase_coherence_spectrum(x)[..., :-1].mean()  # not "near 0" for noise: ~1/sqrt(coefficients)
+    assert 0.1 < noise < 0.5
