@@ -180,8 +180,8 @@ def phase_coherence_spectrum(x: torch.Tensor, drop_high: int = 0) -> torch.Tenso
     over the image (stationary noise, or an image whose phase has been scrambled) and large
     when it is concentrated in edges and objects. "Small" is not 0: for noise the sum is one
     of random phasors, about ``1/sqrt(n)`` for ``n`` coefficients in the ring (measured on
-    white noise: 0.47 in bin 1, 0.26-0.37 in the other bins at 32 and 128 px; natural photos
-    0.43-0.55). It is invariant to circular shifts (a shift multiplies the sum by one unit
+    white noise, mean of 64 images: 0.47 in bin 1, 0.14-0.37 in the other bins at 32 px and
+    0.07-0.37 at 128 px; natural photos 0.43-0.54 in bins 1-3). It is invariant to circular shifts (a shift multiplies the sum by one unit
     phasor) and lies in ``[0, 1]``.
 
     A ring that holds a single coefficient (the last corner bin of even square sizes) has
