@@ -11,6 +11,8 @@ import pytest
 
 av = pytest.importorskip("av", reason="PyAV (the [video] extra) is not installed")
 
+from media import decode, make_clip  # noqa: E402
+
 from dehaze.errors import ConfigError, InputError, UnsupportedFormatError  # noqa: E402
 from dehaze.inference import Dehazer  # noqa: E402
 from dehaze.twoscale import grey, working_copy  # noqa: E402
@@ -61,48 +63,9 @@ def pan(still: np.ndarray, n: int, size=(64, 48), noise: float = 2.0, seed: int 
     return frames
 
 
-def make_clip(
-    path: Path,
-    frames,
-    fps: int = 15,
-    audio: bool = False,
-    rotation: int = 0,
-    codec: str = "libx264",
-    pix_fmt: str = "yuv420p",
-    gop: int = 5,
-) -> Path:
-    """Encode ``frames`` (uint8 RGB) to ``path``; with ``audio`` a mono AAC tone as long as the clip."""
-    with av.open(str(path), "w") as c:
-        s = c.add_stream(codec, rate=fps, options={"g": str(gop)})
-        s.height, s.width = frames[0].shape[:2]
-        s.pix_fmt = pix_fmt
-        if rotation:
-            s.set_display_rotation(rotation)
-        a = c.add_stream("aac", rate=8000, layout="mono") if audio else None
-        for f in frames:
-            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
-        c.mux(s.encode(None))
-        if a is not None:
-            n = int(8000 * len(frames) / fps)
-            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / 8000)).astype(np.float32)[None]
-            for k in range(0, n, 1024):
-                af = av.AudioFrame.from_ndarray(
-                    np.ascontiguousarray(tone[:, k : k + 1024]), format="fltp", layout="mono"
-                )
-                af.sample_rate, af.pts = 8000, k
-                c.mux(a.encode(af))
-            c.mux(a.encode(None))
-    return path
-
-
 def audio_packets(path: Path) -> list[bytes]:
     with av.open(str(path)) as c:
         return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
-
-
-def decode(path: Path) -> list[np.ndarray]:
-    with av.open(str(path)) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
 
 
 def flicker(series) -> float:

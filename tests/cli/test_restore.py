@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from media import save
 from PIL import Image
 
 import dehaze.cli.restore as restore_cli
@@ -25,12 +26,7 @@ def hazy_rgb(h=40, w=60):
     return (clear * 0.5 + 0.45).clip(0, 1)
 
 
-def save(path: Path, arr: np.ndarray, fmt: str, **kw) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format=fmt, **kw)
-    path.write_bytes(buf.getvalue())
-    return path
+
 
 
 def u8(x):

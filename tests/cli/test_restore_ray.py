@@ -6,14 +6,13 @@ model is the shipped one on one thread per worker, so both engines compute exact
 
 from __future__ import annotations
 
-import io
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from media import save
 
 import dehaze.cli.ray_engine as ray_engine
 from dehaze.cli import main
@@ -27,12 +26,7 @@ def u8(h: int, w: int, channels: int = 3) -> np.ndarray:
     return ((RNG.random(shape) * 0.5 + 0.45) * 255).round().astype(np.uint8)
 
 
-def save(path: Path, arr: np.ndarray, fmt: str, **kw) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format=fmt, **kw)
-    path.write_bytes(buf.getvalue())
-    return path
+
 
 
 @pytest.fixture(scope="module")

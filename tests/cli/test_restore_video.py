@@ -12,6 +12,8 @@ from PIL import Image
 
 av = pytest.importorskip("av", reason="PyAV (the [video] extra) is not installed")
 
+from media import decode, make_clip  # noqa: E402
+
 import dehaze.video as video  # noqa: E402
 from dehaze.cli import main  # noqa: E402
 
@@ -26,35 +28,6 @@ def frames(n: int = 12, w: int = 64, h: int = 48, seed: int = 0) -> list[np.ndar
     )
     still = np.clip(still * 0.4 + 0.55, 0, 1)  # hazy: low contrast, bright
     return [(still[:, k : k + 2 * w : 2] * 255 + 0.5).astype(np.uint8) for k in range(n)]
-
-
-def make_clip(path: Path, pictures, fps: int = 12, audio: bool = False) -> Path:
-    """``pictures`` as H.264 in ``path``'s container; with ``audio`` an AAC tone as long as the clip."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w", format="matroska" if path.suffix in ("", ".mkv") else None) as c:
-        s = c.add_stream("libx264", rate=fps)
-        s.height, s.width = pictures[0].shape[:2]
-        s.pix_fmt = "yuv420p"
-        a = c.add_stream("aac", rate=8000, layout="mono") if audio else None
-        for f in pictures:
-            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
-        c.mux(s.encode(None))
-        if a is not None:
-            n = int(8000 * len(pictures) / fps)
-            tone = (0.3 * np.sin(np.arange(n) * 0.35)).astype(np.float32)[None]
-            for k in range(0, n, 1024):
-                af = av.AudioFrame.from_ndarray(
-                    np.ascontiguousarray(tone[:, k : k + 1024]), format="fltp", layout="mono"
-                )
-                af.sample_rate, af.pts = 8000, k
-                c.mux(a.encode(af))
-            c.mux(a.encode(None))
-    return path
-
-
-def decode(path: Path) -> list[np.ndarray]:
-    with av.open(str(path)) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
 
 
 @pytest.fixture
