@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -47,6 +48,19 @@ def require_ray():
     return ray
 
 
+# Ray Serve kills an HTTP proxy that is not ready within 5 s or misses health checks of 10 s; on a
+# busy machine (two cores, other jobs) that happens and serving never starts. Raised for the Ray
+# instances this process starts (their processes inherit the environment); the user's values win.
+SERVE_PATIENCE = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "60",
+                  "RAY_SERVE_PROXY_HEALTH_CHECK_PERIOD_S": "20"}
+
+
+def patient_serve_env() -> None:
+    """Set :data:`SERVE_PATIENCE` in this process's environment where the user has not (before ``ray.init``)."""
+    for key, value in SERVE_PATIENCE.items():
+        os.environ.setdefault(key, value)
+
+
 def connect(address: str | None) -> bool:
     """Join the Ray cluster at ``address`` (``auto`` or HOST:PORT), or start a Ray instance on this
     machine bound to 127.0.0.1 when None. Returns True when this call started Ray (shut it down after);
@@ -59,6 +73,7 @@ def connect(address: str | None) -> bool:
         if address:
             ray.init(address=address, **quiet)
         else:
+            patient_serve_env()
             ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"

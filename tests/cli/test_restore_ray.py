@@ -33,6 +33,7 @@ def u8(h: int, w: int, channels: int = 3) -> np.ndarray:
 def ray_local():
     """A Ray instance on the loopback address only, for the whole module."""
     ray = pytest.importorskip("ray")
+    ray_engine.patient_serve_env()
     ray.init(_node_ip_address="127.0.0.1", num_cpus=2, include_dashboard=False, log_to_driver=False,
              configure_logging=False)
     yield ray

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from PIL import Image
 
+import dehaze.cli.ray_engine as ray_engine
 from dehaze.cli import main
 from service.settings import Settings
 
@@ -25,7 +26,7 @@ def settings(tiny_model, svc) -> Settings:
                     queue=16, read_timeout=svc.READ_TIMEOUT, threads=1)
 
 
-def wait_ready(url: str, timeout: float = 60) -> None:
+def wait_ready(url: str, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -45,6 +46,7 @@ def on_ray(settings, svc):
 
     from service.ray_serve import deployment
 
+    ray_engine.patient_serve_env()
     ray.init(_node_ip_address="127.0.0.1", num_cpus=2, include_dashboard=False, log_to_driver=False,
              configure_logging=False)
     try:
@@ -149,7 +151,7 @@ def test_dehaze_serve_engine_ray_command(tiny_model, svc, tmp_path):
     """The command itself: its own Ray instance on 127.0.0.1, two replicas, stopped by SIGTERM."""
     pytest.importorskip("ray")
     server = svc.start_server(tmp_path, ["--engine", "ray", "--replicas", "2", "--model", str(tiny_model)],
-                              timeout=120)
+                              timeout=300)  # Ray and two replicas: about 20 s on a quiet 2-core machine
     try:
         with server.client() as c:
             r = c.post("/dehaze", files={"image": ("a.png", svc.encode(svc.hazy_rgb(40, 40), "PNG"), "image/png")})
