@@ -8,7 +8,7 @@ and writes mean ± standard deviation over seeds per arm, paired differences acr
 the control, the mean output spectra with seed bands and C's accuracy over training.
 
     python training/ablation.py run --arms l1 pix2pix pix2pix-half ssd ssd-mlp ssd-phase ssd-full --seeds 0 1 2 --jobs 2
-    python training/ablation.py report --out docs/ablation
+    python training/ablation.py report --out docs/ablation --reference models/dehaze-default/stage1/stats.jsonl
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                 for k, _, _ in METRICS if all(k in data[x][s]["val"] for x in (arm, ref) for s in common)}
     (args.out / "results.json").write_text(json.dumps({"arms": summary, "paired": tests}, indent=1))
     (args.out / "table.md").write_text(table(summary, tests))
-    figures(data, args.out)
+    figures(data, args.out, args.reference)
     print(table(summary, tests))
     return 0
 
@@ -184,7 +184,7 @@ def table(summary: dict, tests: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def figures(data: dict, out: Path) -> None:
+def figures(data: dict, out: Path, reference: Path | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -226,6 +226,9 @@ def figures(data: dict, out: Path) -> None:
         steps = curves[0][:n, 0]
         ax.plot(steps, acc.mean(0), label=arm)
         ax.fill_between(steps, acc.min(0), acc.max(0), alpha=0.2)
+    if reference is not None and reference.is_file():
+        ref = np.asarray([(r["step"], r["acc/C"]) for r in read_stats(reference) if "acc/C" in r])
+        ax.plot(ref[:, 0], ref[:, 1], color="grey", lw=0.8, label=f"reference: {reference.parent.name}")
     ax.axhline(0.5, color="black", lw=0.8, ls="--")
     ax.set(title="C's accuracy on each batch before it learns from it", xlabel="step", ylabel="accuracy")
     ax.legend(fontsize=7)
@@ -246,6 +249,8 @@ def main(argv=None) -> int:
             q.add_argument("--jobs", type=int, default=1, help="runs at a time (one thread each)")
         else:
             q.add_argument("--out", type=Path, default=Path("docs/ablation"))
+            q.add_argument("--reference", type=Path, help="a run's stats.jsonl whose acc/C is drawn for comparison, "
+                           "e.g. models/dehaze-default/stage1/stats.jsonl (the shipped model's C)")
     args = p.parse_args(argv)
     return cmd_run(args) if args.cmd == "run" else cmd_report(args)
 
