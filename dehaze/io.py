@@ -128,6 +128,18 @@ def format_for_extension(name: str | Path) -> str | None:
     return _EXT_TO_FORMAT.get(Path(name).suffix.lower())
 
 
+def head_bytes(data_or_path, n: int) -> bytes | None:
+    """The first ``n`` bytes of a file (a path) or of bytes already in memory; None when the file
+    cannot be read. What the format sniffers (:func:`sniff_format`, ``dehaze.video.sniff_video``) look at."""
+    if isinstance(data_or_path, (str, Path)):
+        try:
+            with open(data_or_path, "rb") as f:
+                return f.read(n)
+        except OSError:
+            return None
+    return bytes(data_or_path[:n])
+
+
 def sniff_format(data_or_path: bytes | bytearray | memoryview | str | Path) -> str | None:
     """Detect an image format from the first bytes of the content, never from the name.
 
@@ -140,14 +152,9 @@ def sniff_format(data_or_path: bytes | bytearray | memoryview | str | Path) -> s
         >>> sniff_format(b"hello") is None
         True
     """
-    if isinstance(data_or_path, (str, Path)):
-        try:
-            with open(data_or_path, "rb") as f:
-                head = f.read(32)
-        except OSError:
-            return None
-    else:
-        head = bytes(data_or_path[:32])
+    head = head_bytes(data_or_path, 32)
+    if head is None:
+        return None
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WEBP"
     if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"avif", b"heim", b"heis"):

@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from dehaze.errors import ConfigError, DehazeError, InputError, UnsupportedFormatError
-from dehaze.io import atomic_file, to_float
+from dehaze.io import atomic_file, head_bytes, to_float
 from dehaze.twoscale import check_strength, working_copy
 
 __all__ = [
@@ -117,14 +117,9 @@ def sniff_video(data_or_path: bytes | bytearray | memoryview | str | Path) -> st
         >>> sniff_video(b"RIFF\\x00\\x00\\x00\\x00AVI LIST"), sniff_video(b"\\x89PNG\\r\\n\\x1a\\n") is None
         ('AVI', True)
     """
-    if isinstance(data_or_path, (str, Path)):
-        try:
-            with open(data_or_path, "rb") as f:
-                head = f.read(400)
-        except OSError:
-            return None
-    else:
-        head = bytes(data_or_path[:400])
+    head = head_bytes(data_or_path, 400)
+    if head is None:
+        return None
     box = head[4:8]
     if box == b"ftyp":
         brand = head[8:12]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -69,7 +70,7 @@ def train_one(arm: str, seed: int, runs: Path, log_dir: Path) -> int:
     print(f"{d.name}: {' '.join(cmd)}", flush=True)
     with open(log_dir / f"{d.name}.log", "a") as log:
         code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT,
-                               env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
     print(f"{d.name}: exit {code}", flush=True)
     return code
 
