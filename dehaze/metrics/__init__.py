@@ -2,6 +2,8 @@
 
 - :mod:`dehaze.metrics.restoration`: PSNR, SSIM and spectral distance of a restored image against
   its ground truth, in NumPy (evaluation) and in torch (training's validation);
+- :mod:`dehaze.metrics.noref`: scores of a restored photo without ground truth (NumPy/OpenCV): FADE
+  fog density, newly clipped pixels, brightness ratio, noise amplification in flat areas;
 - :mod:`dehaze.metrics.gan`: FID and KID of generated image sets (Inception-v3);
 - :mod:`dehaze.metrics.spectral`: spectral discrepancy of generated image sets (no weights), and
   the reproduction report's spectrum figures.
@@ -9,7 +11,7 @@
 ``python -m dehaze.metrics REAL_DIR FAKE_DIR [--fid]`` scores two image folders.
 
 Importing this package imports no torch (evaluation runs in the base install): the restoration
-metrics are imported here, the GAN and spectral ones, which need torch, on first use
+and no-reference metrics are imported here, the GAN and spectral ones, which need torch, on first use
 (``from dehaze.metrics import fid_kid`` works and imports torch then).
 """
 
@@ -17,6 +19,20 @@ from __future__ import annotations
 
 import importlib
 
+from dehaze.metrics.noref import (
+    FADE_FEATURES,
+    FADE_SIDE,
+    FadeModel,
+    brightness_ratio,
+    fade,
+    fade_details,
+    fade_features,
+    fit_mvg,
+    load_fade_model,
+    mvg_distance,
+    newly_clipped,
+    noise_amplification,
+)
 from dehaze.metrics.restoration import psnr, psnr_np, spectral_distance, spectral_distance_np, ssim, ssim_np
 
 _LAZY = {
@@ -30,7 +46,11 @@ _LAZY = {
         "dehaze.metrics.spectral"),
 }
 
-__all__ = ["psnr", "psnr_np", "spectral_distance", "spectral_distance_np", "ssim", "ssim_np", *_LAZY]
+__all__ = [
+    "FADE_FEATURES", "FADE_SIDE", "FadeModel", "brightness_ratio", "fade", "fade_details", "fade_features",
+    "fit_mvg", "load_fade_model", "mvg_distance", "newly_clipped", "noise_amplification",
+    "psnr", "psnr_np", "spectral_distance", "spectral_distance_np", "ssim", "ssim_np", *_LAZY,
+]
 
 
 def __getattr__(name: str):
