@@ -21,6 +21,16 @@ how hazy a pair looks is the optical depth ``beta * d``: 0.05 is a thin veil (t 
 dense fog (t = 0.03). Depth units are relative, chosen per preset so that the presets' beta ranges
 (which contain RESIDE's) give optical depths from thin to dense; see :data:`PRESETS`.
 
+Real haze is not RESIDE's. Each of these is a :class:`HazeSynthesizer` setting, off by default, so
+its effect can be measured on its own (docs/real-world-haze.md):
+
+- patchy, non-homogeneous haze as in NH-HAZE: ``nonuniform_prob``, ``nonuniform_strength``, ``nonuniform_cells``;
+- coloured haze, A off grey: yellow sand, brown smog, bluish mist (``cast_prob``, ``cast_strength``, ``casts``);
+- dense haze beyond RESIDE's ranges: the ``"dense"`` preset, a mixture member at a low weight;
+- haze added in linear light, before the camera's tone curve (``linear_prob``);
+- the camera after the haze: sensor noise and JPEG compression of the hazy photo only
+  (``noise_prob``, ``noise``, ``jpeg_prob``, ``jpeg_quality``), so a model learns not to amplify them.
+
 Example:
     >>> import numpy as np
     >>> clear = np.random.default_rng(0).random((64, 96, 3), dtype=np.float32)
@@ -47,7 +57,10 @@ __all__ = [
     "PRESETS",
     "HazeMixture",
     "HazeSynthesizer",
+    "CASTS",
     "atmospheric_scattering",
+    "camera",
+    "linear_to_srgb",
     "color_attenuation_depth",
     "float01",
     "guided_filter",
@@ -55,6 +68,7 @@ __all__ = [
     "planes_depth",
     "ramp_depth",
     "smooth_noise_depth",
+    "srgb_to_linear",
     "synthesize_haze",
     "synthesize_pair",
     "transmission",
@@ -64,6 +78,14 @@ Range = tuple[float, float]
 # Zhu, Mai, Shao, "A Fast Single Image Haze Removal Algorithm Using Color Attenuation Prior", TIP 2015
 CAP_THETA = (0.121779, 0.959710, -0.780245)
 CAP_SIGMA = 0.041337
+# Haze colours, RGB relative to the brightest channel, at full strength (``cast_strength`` = 1); an
+# airlight's cast is ``grey * ((1 - s) + s * colour)``. Sand and dust (Middle East, Sahel), brown
+# urban smog (NO2 and soot), bluish morning mist (Rayleigh scattering by small droplets).
+CASTS: dict[str, tuple[float, float, float]] = {
+    "sand": (1.0, 0.82, 0.55),
+    "smog": (1.0, 0.9, 0.72),
+    "mist": (0.82, 0.92, 1.0),
+}
 
 
 def _rng(rng: np.random.Generator | int | None) -> np.random.Generator:
@@ -316,6 +338,101 @@ def atmospheric_scattering(clear: np.ndarray, t: np.ndarray, A: np.ndarray | flo
     return np.clip(clear * t + A * (1.0 - t), 0.0, 1.0).astype(np.float32)
 
 
+# ----------------------------------------------------------------------------- light and camera
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    """The sRGB curve undone (IEC 61966-2-1): values in [0, 1] to linear light.
+
+    Example:
+        >>> [round(float(v), 4) for v in srgb_to_linear(np.array([0.0, 0.5, 1.0]))]
+        [0.0, 0.214, 1.0]
+    """
+    x = np.asarray(x, np.float32)
+    return np.where(x <= 0.04045, x / 12.92, ((np.maximum(x, 0.04045) + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    """The sRGB curve: linear light in [0, 1] to sRGB values (the inverse of :func:`srgb_to_linear`).
+
+    Example:
+        >>> round(float(linear_to_srgb(srgb_to_linear(np.array(0.3)))), 6)
+        0.3
+    """
+    x = np.clip(np.asarray(x, np.float32), 0.0, 1.0)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.maximum(x, 0.0031308) ** (1 / 2.4) - 0.055).astype(np.float32)
+
+
+def _linear_haze(image: np.ndarray, t: np.ndarray, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The scattering model in linear light, and the sRGB transmission that best explains it.
+
+    The sRGB t is, per pixel, the least-squares ``t`` of ``I - A = t (J - A)`` over the channels;
+    where ``J`` is too close to ``A`` to tell, the linear t.
+    """
+    lin = atmospheric_scattering(srgb_to_linear(image), t, srgb_to_linear(A))
+    hazy = linear_to_srgb(lin)
+    d = image - A[None, None, :]
+    num = np.sum(d * (hazy - A[None, None, :]), axis=2)
+    den = np.sum(d * d, axis=2)
+    t_srgb = np.where(den > 1e-3, num / np.maximum(den, 1e-3), t)
+    return hazy, np.clip(t_srgb, 0.0, 1.0).astype(np.float32)
+
+
+def camera(
+    hazy: np.ndarray,
+    rng: np.random.Generator | int | None = None,
+    noise: float = 0.0,
+    jpeg_quality: int | None = None,
+) -> np.ndarray:
+    """The camera after the haze: sensor noise, then JPEG compression, on an sRGB photo in [0, 1].
+
+    The noise is shot noise plus read noise in linear light (variance ``a·x + b`` with a and b set
+    so the standard deviation is ``noise`` at mid grey, three quarters of its variance from shot
+    noise), so a dark or flat sky gets it as a camera gives it; JPEG uses OpenCV's encoder
+    (4:2:0 chroma, the camera's usual choice).
+
+    Args:
+        hazy: HxWx3 float32 in [0, 1].
+        rng: NumPy generator or seed (for the noise).
+        noise: standard deviation at mid grey, in sRGB units; 0 for none.
+        jpeg_quality: 1..100, or None for no compression.
+
+    Example:
+        >>> I = np.full((32, 32, 3), 0.5, np.float32)
+        >>> round(float(camera(I, 0, noise=0.02).std()), 2), camera(I, 0, jpeg_quality=50).dtype
+        (0.02, dtype('float32'))
+    """
+    x = _check_image(np.asarray(hazy, np.float32), "hazy")
+    if noise > 0:
+        rng = _rng(rng)
+        lin = srgb_to_linear(x)
+        # sRGB slope at mid grey: d(srgb)/d(lin) at lin(0.5) = 0.214 -> noise in linear units there
+        slope = 1.0 / 1.055 / 2.4 * 0.214 ** (1 / 2.4 - 1)
+        var_mid = (noise / slope) ** 2
+        a, b = 0.75 * var_mid / 0.214, 0.25 * var_mid
+        lin = lin + rng.standard_normal(lin.shape, dtype=np.float32) * np.sqrt(a * lin + b).astype(np.float32)
+        x = linear_to_srgb(lin)
+    if jpeg_quality is not None:
+        q = int(round(jpeg_quality))
+        if not 1 <= q <= 100:
+            raise ValueError(f"jpeg_quality must be in 1..100, got {jpeg_quality}")
+        u8 = cv2.cvtColor((np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR)
+        ok, buf = cv2.imencode(".jpg", u8, [cv2.IMWRITE_JPEG_QUALITY, q])
+        if not ok:  # pragma: no cover - OpenCV encodes any 8-bit 3-channel array
+            raise RuntimeError("JPEG encoding failed")
+        x = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+    return x.astype(np.float32, copy=False)
+
+
+def _camera_step(hazy: np.ndarray, rng: np.random.Generator, s: HazeSynthesizer) -> tuple[np.ndarray, float, int]:
+    """:func:`camera` with the synthesiser's odds; no draws when both are off."""
+    noise = _log_uniform(rng, s.noise) if s.noise_prob > 0 and rng.random() < s.noise_prob else 0.0
+    quality = int(round(_uniform(rng, s.jpeg_quality))) if s.jpeg_prob > 0 and rng.random() < s.jpeg_prob else 0
+    if noise > 0 or quality:
+        hazy = camera(hazy, rng, noise, quality or None)
+    return hazy, noise, quality
+
+
 # ----------------------------------------------------------------------------- the sampler
 
 
@@ -344,10 +461,23 @@ class HazeSynthesizer:
         nonuniform_prob: probability of a non-uniform haze (beta varying smoothly in space).
         nonuniform_strength: range of ``s`` in ``beta(x) = beta * exp(s * n(x))``, n a field in [-1, 1].
         align_edges: refine the depth with a guided filter so depth edges follow image edges.
+        nonuniform_cells: range of the non-uniform field's coarsest cells across the shorter side
+            (1.5: a gentle gradient; 3 to 6: NH-HAZE's patches).
         exposure: range of a gain on the clean photo before the haze (log-uniform, clipped at
             white): scenes whose bright parts (sky, sunlit walls) are brighter than the airlight, as
             in real outdoor photos. It changes the ground truth too, so :func:`synthesize_pair`
             applies it, not :func:`synthesize_haze`.
+        cast_prob: probability of a coloured airlight from :data:`CASTS` (beside ``A_tint``'s small jitter).
+        cast_strength: range of how far A moves from grey toward the cast's colour (0 grey, 1 full).
+        casts: relative weights of the casts in :data:`CASTS`.
+        linear_prob: probability of adding the haze in linear light (the sRGB curve undone, the
+            scattering model applied, the curve redone), as light mixes in a real scene. The
+            returned transmission is then the sRGB one that best explains each pixel.
+        noise_prob: probability of sensor noise on the hazy photo (shot and read noise, added in
+            linear light, so dark pixels get relatively more).
+        noise: range of the noise's standard deviation at mid grey, in sRGB units (log-uniform).
+        jpeg_prob: probability of JPEG compression of the hazy photo (after the noise).
+        jpeg_quality: range of the JPEG quality (uniform).
     """
 
     A: Range = (0.7, 1.0)
@@ -366,6 +496,15 @@ class HazeSynthesizer:
     nonuniform_strength: Range = (0.1, 0.5)
     align_edges: bool = True
     exposure: Range = (1.0, 1.0)
+    nonuniform_cells: Range = (1.5, 1.5)
+    cast_prob: float = 0.0
+    cast_strength: Range = (0.2, 0.8)
+    casts: Mapping[str, float] = field(default_factory=lambda: {"sand": 1.0, "smog": 1.0, "mist": 1.0})
+    linear_prob: float = 0.0
+    noise_prob: float = 0.0
+    noise: Range = (0.004, 0.03)
+    jpeg_prob: float = 0.0
+    jpeg_quality: Range = (30.0, 95.0)
 
     def __post_init__(self) -> None:
         if not 0 < self.exposure[0] <= self.exposure[1]:
@@ -378,7 +517,23 @@ class HazeSynthesizer:
             raise ConfigError("haze ranges A, depth_near and noise_mix must lie within [0, 1]")
         if self.depth_far[0] <= 0 or self.beta[0] < 0:
             raise ConfigError(f"haze range depth_far={list(self.depth_far)} must be positive")
-        for name in ("tint_prob", "noise_mix_prob", "nonuniform_prob"):
+        for name in ("cast_strength", "noise"):
+            lo, hi = getattr(self, name)
+            if not (0 <= lo <= hi <= 1):
+                raise ConfigError(f"haze range {name}={[lo, hi]} must satisfy 0 <= low <= high <= 1")
+        if self.noise[0] <= 0 < self.noise[1] and self.noise[0] != self.noise[1]:
+            raise ConfigError(f"haze noise={list(self.noise)} is drawn log-uniform: its low end must be positive")
+        lo, hi = self.nonuniform_cells
+        if not 0.5 <= lo <= hi <= 16:
+            raise ConfigError(f"haze nonuniform_cells={[lo, hi]} must satisfy 0.5 <= low <= high <= 16")
+        lo, hi = self.jpeg_quality
+        if not 1 <= lo <= hi <= 100:
+            raise ConfigError(f"haze jpeg_quality={[lo, hi]} must satisfy 1 <= low <= high <= 100")
+        unknown_casts = sorted(set(self.casts) - set(CASTS))
+        if unknown_casts or not self.casts or sum(self.casts.values()) <= 0 or min(self.casts.values()) < 0:
+            raise ConfigError(f"haze casts {dict(self.casts)} must be non-negative weights over {sorted(CASTS)}")
+        for name in ("tint_prob", "noise_mix_prob", "nonuniform_prob", "cast_prob", "linear_prob", "noise_prob",
+                     "jpeg_prob"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"haze {name}={getattr(self, name)} must be a probability in [0, 1]")
         if self.max_optical_depth <= 0 or self.A_tint < 0:
@@ -392,10 +547,10 @@ class HazeSynthesizer:
 
     @classmethod
     def preset(cls, name: str) -> HazeSynthesizer:
-        """One of the single-scene presets ``"indoor"`` or ``"outdoor"`` (see :data:`PRESETS`)."""
+        """One of the single-scene presets ``"indoor"``, ``"outdoor"`` or ``"dense"`` (see :data:`PRESETS`)."""
         if name not in PRESETS or not isinstance(PRESETS[name], HazeSynthesizer):
             raise ConfigError(
-                f"unknown haze preset {name!r}; choose indoor or outdoor (or haze_preset('mixed'))"
+                f"unknown haze preset {name!r}; choose indoor, outdoor or dense (or haze_preset('mixed'))"
             )
         return PRESETS[name]
 
@@ -425,6 +580,7 @@ class HazeSynthesizer:
         """Plain dict of the ranges (for configs and logs)."""
         d = asdict(self)
         d["priors"] = dict(self.priors)
+        d["casts"] = dict(self.casts)
         return d
 
     def __call__(self, clear, rng=None, **overrides):
@@ -481,11 +637,17 @@ PRESETS: dict[str, HazeSynthesizer | HazeMixture] = {
         priors={"noise": 1.0, "ramp": 2.0, "planes": 0.5, "cap": 1.5},
     ),
 }
+# Dense haze beyond RESIDE (Dense-Haze, O-HAZE's thickest frames, fog): the outdoor layout with a
+# near plane already deep in the haze and optical depths to 4 (t down to 0.02), a greyer, dimmer A
+# (overcast light). Meant as a low-weight mixture member, so thin haze stays the common case.
+PRESETS["dense"] = replace(
+    PRESETS["outdoor"], A=(0.6, 0.95), beta=(0.15, 0.5), depth_near=(0.3, 0.9), max_optical_depth=4.0
+)
 PRESETS["mixed"] = HazeMixture((PRESETS["indoor"], PRESETS["outdoor"]))
 
 
 def haze_preset(name: str) -> HazeSynthesizer | HazeMixture:
-    """``"indoor"``, ``"outdoor"`` or ``"mixed"`` (indoor or outdoor ranges with equal chance).
+    """``"indoor"``, ``"outdoor"``, ``"dense"`` or ``"mixed"`` (indoor or outdoor ranges with equal chance).
 
     Example:
         >>> haze_preset("outdoor").beta
@@ -496,12 +658,20 @@ def haze_preset(name: str) -> HazeSynthesizer | HazeMixture:
     return PRESETS[name]
 
 
-def _sample_A(rng: np.random.Generator, s: HazeSynthesizer) -> np.ndarray:
+def _sample_A(rng: np.random.Generator, s: HazeSynthesizer) -> tuple[np.ndarray, str]:
+    """The airlight and the name of its cast (``"grey"`` without one)."""
     grey = _uniform(rng, s.A)
     A = np.full(3, grey, np.float32)
     if s.A_tint > 0 and rng.random() < s.tint_prob:
         A = A * (1.0 + rng.uniform(-s.A_tint, s.A_tint, 3)).astype(np.float32)
-    return np.clip(A, 0.0, 1.0)
+    cast = "grey"
+    if s.cast_prob > 0 and rng.random() < s.cast_prob:  # no draw when off: old configs keep their haze
+        names = sorted(s.casts)
+        p = np.array([s.casts[n] for n in names], float)
+        cast = names[int(rng.choice(len(names), p=p / p.sum()))]
+        k = _uniform(rng, s.cast_strength)
+        A = A * ((1.0 - k) + k * np.asarray(CASTS[cast], np.float32))
+    return np.clip(A, 0.0, 1.0).astype(np.float32), cast
 
 
 def _pick_prior(rng: np.random.Generator, s: HazeSynthesizer) -> str:
@@ -610,7 +780,8 @@ def _draw_beta(rng: np.random.Generator, synth: HazeSynthesizer, far: float, bet
     b = min(b, synth.max_optical_depth / max(far, 1e-6))
     if rng.random() < synth.nonuniform_prob:
         variation = _uniform(rng, synth.nonuniform_strength)
-        field_ = 2.0 * smooth_noise_depth(shape, rng, octaves=3, base_cells=1.5) - 1.0
+        cells = _uniform(rng, synth.nonuniform_cells)  # no draw for a fixed scale: old configs keep their haze
+        field_ = 2.0 * smooth_noise_depth(shape, rng, octaves=3, base_cells=cells) - 1.0
         return b * np.exp(variation * field_), variation
     return b, 0.0
 
@@ -643,8 +814,10 @@ def synthesize_haze(
 
     Returns:
         ``(hazy, meta)``: hazy in the input's type and layout, clipped to [0, 1]; ``meta`` with
-        ``A`` (3 floats), ``beta`` (mean over the image), ``prior``, ``depth_near``, ``depth_far``,
-        ``beta_variation`` (0 for uniform haze) and ``mean_t`` (all JSON-serialisable).
+        ``A`` (3 floats), ``cast`` (its colour's name, ``"grey"`` or ``"given"``), ``beta`` (mean over
+        the image), ``prior``, ``depth_near``, ``depth_far``, ``beta_variation`` (0 for uniform haze),
+        ``linear`` (haze added in linear light), ``noise`` and ``jpeg_quality`` (0: none) of the
+        camera step, and ``mean_t`` (all JSON-serialisable).
 
     Example:
         >>> J = np.full((16, 16, 3), 0.2, np.float32)
@@ -662,13 +835,25 @@ def synthesize_haze(
     if h < 2 or w < 2:
         raise InputError(f"image of {w}x{h} pixels is too small to add haze to")
 
-    A_ = _sample_A(rng, synth) if A is None else np.broadcast_to(np.asarray(A, np.float32), (3,)).copy()
+    if A is None:
+        A_, cast = _sample_A(rng, synth)
+    else:
+        A_, cast = np.broadcast_to(np.asarray(A, np.float32), (3,)).copy(), "given"
     d, name, near, far = _draw_depth(image, rng, synth, prior, depth)
     b_map, variation = _draw_beta(rng, synth, far, beta, (h, w))
     t = transmission(d, b_map)
-    hazy = atmospheric_scattering(image, t, A_)
+    linear = synth.linear_prob > 0 and rng.random() < synth.linear_prob
+    if linear:
+        hazy, t = _linear_haze(image, t, A_)
+    else:
+        hazy = atmospheric_scattering(image, t, A_)
+    hazy, noise, quality = _camera_step(hazy, rng, synth)
     meta = {
         "A": [round(float(a), 4) for a in A_],
+        "cast": cast,
+        "linear": bool(linear),
+        "noise": round(float(noise), 5),
+        "jpeg_quality": int(quality),
         "beta": round(float(np.mean(b_map)), 5),
         "prior": name,
         "depth_near": round(near, 4),

@@ -8,10 +8,12 @@ import torch
 
 from dehaze.errors import ConfigError, InputError
 from dehaze.haze import (
+    CASTS,
     DEPTH_PRIORS,
     HazeMixture,
     HazeSynthesizer,
     atmospheric_scattering,
+    camera,
     color_attenuation_depth,
     guided_filter,
     haze_preset,
@@ -19,6 +21,7 @@ from dehaze.haze import (
     ramp_depth,
     smooth_noise_depth,
     synthesize_haze,
+    synthesize_pair,
     transmission,
 )
 
@@ -302,3 +305,104 @@ def test_mixture_odds_follow_the_weights():
     for bad in [(1.0,), (-1.0, 2.0), (0.0, 0.0)]:
         with pytest.raises(ConfigError, match="weights"):
             HazeMixture((indoor, outdoor), weights=bad)
+
+
+# ----------------------------------------------------------------------------- real-world haze options
+
+
+def _flat_scene(seed=0, size=48):
+    rng = np.random.default_rng(seed)
+    return (0.2 + 0.6 * rng.random((size, size, 3))).astype(np.float32)
+
+
+def test_options_off_keep_the_old_random_stream():
+    """New settings at their defaults draw nothing: old configs give bit-identical haze."""
+    J = _flat_scene()
+    a, meta_a = synthesize_haze(J, 3, HazeSynthesizer())
+    b, meta_b = synthesize_haze(J, 3, HazeSynthesizer(casts={"sand": 1.0}, jpeg_quality=(50, 60)))
+    assert np.array_equal(a, b) and meta_a["cast"] == "grey" and not meta_a["linear"]
+    assert meta_a["noise"] == 0 and meta_a["jpeg_quality"] == 0
+
+
+@pytest.mark.parametrize("cast", ["sand", "smog", "mist"])
+def test_cast_moves_airlight_toward_its_colour(cast):
+    s = HazeSynthesizer(cast_prob=1.0, cast_strength=(1.0, 1.0), casts={cast: 1.0}, A_tint=0.0, A=(0.9, 0.9))
+    _, meta = synthesize_haze(_flat_scene(), 0, s)
+    A = np.array(meta["A"])
+    assert meta["cast"] == cast
+    assert np.allclose(A / A.max(), np.array(CASTS[cast]) / max(CASTS[cast]), atol=1e-3)
+    if cast in ("sand", "smog"):
+        assert A[0] > A[1] > A[2]  # yellow-brown: red over green over blue
+    else:
+        assert A[2] > A[1] > A[0]  # bluish mist
+
+
+def test_patch_scale_makes_haze_patchier():
+    """More cells in the non-uniform field: beta changes over shorter distances (NH-HAZE's patches)."""
+    def roughness(cells):
+        s = HazeSynthesizer(depth_near=(1.0, 1.0), nonuniform_prob=1.0, nonuniform_strength=(1.0, 1.0),
+                            nonuniform_cells=(cells, cells), align_edges=False)
+        out = []
+        for seed in range(6):
+            _, meta = synthesize_haze(np.full((96, 96, 3), 0.3, np.float32), seed, s, return_transmission=True)
+            t = meta["transmission"]
+            out.append(np.abs(np.diff(t, axis=1)).mean() / max(t.std(), 1e-6))
+        return np.mean(out)
+
+    assert roughness(6.0) > 1.5 * roughness(1.5)
+
+
+def test_linear_haze_is_denser_in_the_shadows_and_t_explains_it():
+    J = np.zeros((16, 16, 3), np.float32)
+    J[:, :8] = 0.1  # a shadow and a bright wall
+    J[:, 8:] = 0.7
+    A, d = 0.9, np.ones((16, 16), np.float32)
+    srgb, _ = synthesize_haze(J, 0, HazeSynthesizer(), depth=d, A=A, beta=0.7)
+    lin, meta = synthesize_haze(J, 0, HazeSynthesizer(linear_prob=1.0), depth=d, A=A, beta=0.7,
+                                return_transmission=True)
+    assert meta["linear"]
+    # in linear light the airlight's share lifts a dark pixel further than the sRGB model does
+    assert lin[0, 0, 0] > srgb[0, 0, 0] + 0.05
+    # and the returned transmission reproduces the hazy pixels through the sRGB model
+    t = meta["transmission"][..., None]
+    assert np.abs(J * t + A * (1 - t) - lin).max() < 2e-3
+
+
+def test_camera_noise_is_heteroscedastic_and_jpeg_blocks():
+    x = np.concatenate([np.full((64, 64, 3), 0.1, np.float32), np.full((64, 64, 3), 0.9, np.float32)], 1)
+    y = camera(x, 0, noise=0.03)
+    dark, bright = (y - x)[:, :64].std(), (y - x)[:, 64:].std()
+    assert 0.02 < dark and bright < dark  # the sRGB curve: flat dark regions get the most visible noise
+    ramp = np.tile(np.linspace(0.2, 0.8, 64, dtype=np.float32)[None, :, None], (64, 1, 3))
+    err_lo = np.abs(camera(ramp, None, jpeg_quality=10) - ramp).mean()
+    err_hi = np.abs(camera(ramp, None, jpeg_quality=95) - ramp).mean()
+    assert err_lo > 2 * err_hi
+    with pytest.raises(ValueError, match="jpeg_quality"):
+        camera(ramp, None, jpeg_quality=0)
+
+
+def test_camera_step_touches_the_hazy_photo_only():
+    J = _flat_scene()
+    s = HazeSynthesizer(noise_prob=1.0, noise=(0.02, 0.02), jpeg_prob=1.0, jpeg_quality=(40, 40), exposure=(1.0, 1.0))
+    clear, hazy, meta = synthesize_pair(J, 0, s, return_transmission=True)
+    assert np.array_equal(clear, J) and meta["noise"] == 0.02 and meta["jpeg_quality"] == 40
+    # the transmission and airlight are those of the haze: the camera changes neither
+    _, plain, plain_meta = synthesize_pair(J, 0, HazeSynthesizer(), return_transmission=True)
+    assert np.array_equal(meta["transmission"], plain_meta["transmission"]) and meta["A"] == plain_meta["A"]
+    assert np.abs(hazy - plain).mean() > 0.005
+    assert hazy.dtype == np.float32 and 0 <= hazy.min() and hazy.max() <= 1
+
+
+def test_dense_preset_reaches_beyond_reside():
+    s = haze_preset("dense")
+    ts = [synthesize_haze(_flat_scene(i, 64), i, s)[1]["mean_t"] for i in range(12)]
+    assert np.median(ts) < 0.35  # RESIDE outdoor's mean t is 0.66 (the outdoor preset's docs)
+    assert HazeSynthesizer.from_dict({"preset": "dense"}).max_optical_depth == 4.0
+
+
+@pytest.mark.parametrize("bad", [{"cast_prob": 2.0}, {"casts": {"purple": 1.0}}, {"cast_strength": [0.5, 1.5]},
+                                 {"jpeg_quality": [0, 50]}, {"nonuniform_cells": [0.1, 2]}, {"noise": [0.0, 0.1]},
+                                 {"linear_prob": -0.1}])
+def test_bad_real_world_settings_name_themselves(bad):
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        HazeSynthesizer.from_dict({"preset": "outdoor", **bad})

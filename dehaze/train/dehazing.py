@@ -102,6 +102,10 @@ def check_config(cfg: dict) -> None:
     for k in ("steps", "batch"):
         if int(cfg["train"][k]) < 1:
             raise ConfigError(f"train.{k} must be positive")
+    for k in ("log.every", "val.every"):  # 0 would divide by zero at the first step
+        sec, key = k.split(".")
+        if int(cfg[sec][key]) < 1:
+            raise ConfigError(f"{k} must be a positive number of steps (validation also runs at the last step)")
     if asm_supervised(cfg):
         if cfg["model"]["G"]["head"] != "asm":
             raise ConfigError("loss.airlight / loss.transmission need model.G.head=asm")

@@ -297,3 +297,13 @@ def test_warm_start_takes_averaged_G_and_last_D(data, tmp_path):
     cfg["train"]["init"] = 3
     with pytest.raises(ConfigError, match="train.init"):
         train(cfg)
+
+
+@pytest.mark.parametrize("key", ["log.every", "val.every"])
+def test_zero_intervals_are_refused_before_training(key):
+    """``val.every=0`` used to divide by zero at the first step, after the data had loaded."""
+    cfg = copy.deepcopy(DEFAULTS)
+    sec, k = key.split(".")
+    cfg[sec][k] = 0
+    with pytest.raises(ConfigError, match=key):
+        check_config(cfg)
