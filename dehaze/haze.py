@@ -64,6 +64,7 @@ __all__ = [
     "color_attenuation_depth",
     "float01",
     "guided_filter",
+    "haze_from_config",
     "haze_preset",
     "planes_depth",
     "ramp_depth",
@@ -656,6 +657,28 @@ def haze_preset(name: str) -> HazeSynthesizer | HazeMixture:
     if name not in PRESETS:
         raise ConfigError(f"unknown haze preset {name!r}; choose one of {', '.join(PRESETS)}")
     return PRESETS[name]
+
+
+def haze_from_config(spec) -> HazeSynthesizer | HazeMixture:
+    """Haze ranges from a config value (``data.haze``, ``dehaze synth --haze``): a preset name, a
+    mapping (``preset`` + fields to change), or a list of them (a mixture; an optional ``weight`` per
+    member sets how often it is drawn, see :class:`HazeMixture`).
+
+    Example:
+        >>> haze_from_config([{"preset": "indoor", "max_optical_depth": 2.0}, {"preset": "outdoor"}]).members[0].max_optical_depth
+        2.0
+        >>> haze_from_config({"preset": "outdoor", "cast_prob": 1.0, "casts": {"sand": 1.0}}).cast_prob
+        1.0
+    """
+    if isinstance(spec, str):
+        return haze_preset(spec)
+    if isinstance(spec, Mapping):
+        return HazeSynthesizer.from_dict(spec)
+    if isinstance(spec, list) and spec and all(isinstance(m, Mapping) for m in spec):
+        weights = tuple(float(m.get("weight", 1.0)) for m in spec)  # how often each member is drawn
+        members = tuple(HazeSynthesizer.from_dict({k: v for k, v in m.items() if k != "weight"}) for m in spec)
+        return HazeMixture(members, weights)
+    raise ConfigError(f"haze must be a preset name, a mapping of haze ranges or a list of them, got {spec!r}")
 
 
 def _sample_A(rng: np.random.Generator, s: HazeSynthesizer) -> tuple[np.ndarray, str]:

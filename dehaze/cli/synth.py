@@ -1,6 +1,7 @@
 """``dehaze synth``: turn a folder of clean photos into hazy/clear pairs in the RESIDE layout.
 
-    dehaze synth CLEAN_DIR -o OUT_DIR [--per-image N] [--seed S] [--preset indoor|outdoor|mixed]
+    dehaze synth CLEAN_DIR -o OUT_DIR [--per-image N] [--seed S] [--preset indoor|outdoor|dense|mixed]
+                 [--haze "{preset: outdoor, cast_prob: 1, casts: {sand: 1}}"]
 
 writes ``OUT_DIR/clear/<stem>.png``, ``OUT_DIR/hazy/<stem>_<k>.png`` (k = 1..N) and
 ``OUT_DIR/meta.jsonl`` (one line per hazy image: file names, A, beta, depth prior, depth range,
@@ -21,7 +22,7 @@ from tqdm import tqdm
 
 from dehaze.data import IMAGE_EXTENSIONS, clear_candidates, find_pairs, list_images, read_rgb
 from dehaze.errors import InputError
-from dehaze.haze import PRESETS, float01, haze_preset, synthesize_haze
+from dehaze.haze import PRESETS, float01, haze_from_config, haze_preset, synthesize_haze
 from dehaze.io import write_bytes_atomic
 
 
@@ -45,6 +46,12 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument(
         "--preset", choices=sorted(PRESETS), default="mixed", help="haze parameter ranges (default mixed)"
+    )
+    p.add_argument(
+        "--haze",
+        metavar="YAML",
+        help="haze ranges instead of --preset, as in a training config's data.haze: a YAML mapping or list, "
+        "inline or a file, e.g. \"{preset: outdoor, cast_prob: 1, casts: {sand: 1}}\" (docs/real-world-haze.md)",
     )
     p.add_argument("--overwrite", action="store_true", help="write into an OUT_DIR that already holds pairs")
     p.set_defaults(run=run)
@@ -80,6 +87,20 @@ def _check_folders(clean: Path, out: Path) -> list[Path]:
     return files
 
 
+def _read_haze(text: str):
+    """``--haze``: inline YAML, or the path of a YAML file."""
+    import yaml
+
+    from dehaze.errors import ConfigError
+
+    if Path(text).is_file():
+        text = Path(text).read_text()
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--haze is not valid YAML: {str(exc).splitlines()[0]}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     clean, out = Path(args.clean_dir), Path(args.output)
     if args.per_image < 1:
@@ -96,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
                 )
     if out.exists() and not args.overwrite and any(out.iterdir()):
         raise InputError(f"{out}: folder is not empty; choose a new folder or pass --overwrite")
-    synth = haze_preset(args.preset)
+    synth = haze_preset(args.preset) if args.haze is None else haze_from_config(_read_haze(args.haze))
     (out / "clear").mkdir(parents=True, exist_ok=True)
     (out / "hazy").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)

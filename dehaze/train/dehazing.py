@@ -155,25 +155,10 @@ def build_train_set(cfg: dict):
 
 
 def build_haze(spec):
-    """Haze ranges from the config: a preset name, a mapping (``preset`` + fields), or a list of them
-    (a mixture; an optional ``weight`` per member sets how often it is drawn, see
-    :class:`~dehaze.haze.HazeMixture`).
+    """Haze ranges from the config (data.haze): :func:`dehaze.haze.haze_from_config`."""
+    from dehaze.haze import haze_from_config
 
-    Example:
-        >>> build_haze([{"preset": "indoor", "max_optical_depth": 2.0}, {"preset": "outdoor"}]).members[0].max_optical_depth
-        2.0
-    """
-    from dehaze.haze import HazeMixture, HazeSynthesizer, haze_preset
-
-    if isinstance(spec, str):
-        return haze_preset(spec)
-    if isinstance(spec, dict):
-        return HazeSynthesizer.from_dict(spec)
-    if isinstance(spec, list) and spec and all(isinstance(m, dict) for m in spec):
-        weights = tuple(float(m.get("weight", 1.0)) for m in spec)  # how often each member is drawn
-        members = tuple(HazeSynthesizer.from_dict({k: v for k, v in m.items() if k != "weight"}) for m in spec)
-        return HazeMixture(members, weights)
-    raise ConfigError(f"data.haze must be a preset name, a mapping of haze ranges or a list of them, got {spec!r}")
+    return haze_from_config(spec)
 
 
 HELDOUT = "heldout"  # the name of the synthetic validation set (val.synthetic) in logs and val.select

@@ -139,3 +139,21 @@ def test_a_failed_write_leaves_no_half_written_file(dehaze_main, clean, tmp_path
     with pytest.raises(OSError, match="No space left"):
         dehaze_main(["synth", str(clean), "-o", str(out)])
     assert _tree(out) == []  # neither the image being written nor its temporary file
+
+
+def test_haze_ranges_from_yaml_inline_or_file(dehaze_main, clean, tmp_path, capsys):
+    """``--haze`` takes what a training config's data.haze takes: here a sand-coloured airlight."""
+    spec = "{preset: outdoor, cast_prob: 1, cast_strength: [1, 1], casts: {sand: 1}, A_tint: 0}"
+    assert dehaze_main(["synth", str(clean), "-o", str(tmp_path / "a"), "--haze", spec]) == 0
+    meta = [json.loads(x) for x in (tmp_path / "a" / "meta.jsonl").read_text().splitlines()]
+    assert {m["cast"] for m in meta} == {"sand"} and all(m["A"][0] > m["A"][1] > m["A"][2] for m in meta)
+    (tmp_path / "haze.yaml").write_text("- {preset: dense, weight: 1}\n- {preset: indoor, weight: 0}\n")
+    assert dehaze_main(["synth", str(clean), "-o", str(tmp_path / "b"), "--haze", str(tmp_path / "haze.yaml")]) == 0
+    meta = [json.loads(x) for x in (tmp_path / "b" / "meta.jsonl").read_text().splitlines()]
+    assert all(min(m["A"]) <= 0.95 for m in meta)  # the dense preset's dimmer airlight
+    capsys.readouterr()
+    for bad, msg in [("{preset: outdoor, cast_prob: 3}", "cast_prob"), ("[unclosed", "not valid YAML"),
+                     ("42", "preset name, a mapping")]:
+        assert dehaze_main(["synth", str(clean), "-o", str(tmp_path / "c"), "--haze", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and msg in err and err.count("\n") == 1
