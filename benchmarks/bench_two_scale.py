@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/bench_two_scale.py --sets ../shared/data/sots-dev/outdoor \\
         ../shared/data/sots-dev/indoor --scales 1 2 4 --limit 30 \\
-        [--working-sizes 384 512 768] [--filters 8:1 4:0.01] [--baseline old-tiled-model.onnx]
+        [--working-sizes 384 512 768] [--filters 8:1 4:0.01] [--protect card off KEY=VALUE,...]
+        [--baseline old-tiled-model.onnx]
 
 The selection set used to choose the defaults (45 pairs, about 1 MP each, never trained on: every
 fourth photo of ``clean/sun-hays80`` and ``clean/urban100`` in name order, outdoor haze, seed 0):
@@ -11,8 +12,10 @@ fourth photo of ``clean/sun-hays80`` and ``clean/urban100`` in name order, outdo
 
 Each pair of each paired set is upscaled by the benchmark itself (bicubic, hazy and clear alike:
 what a phone photo of the same scene looks like to the network) and restored by the model at each
-working size and guided-filter setting (``RADIUS:EPS`` in working-size pixels; default: the
-card's), and optionally by a baseline model run as it always has been (one pass, 512-px tiles).
+working size, guided-filter setting (``RADIUS:EPS`` in working-size pixels; default: the
+card's) and clipping protection (``--protect``, as in ``bench_real_photos.py``: ``card``, ``off`` or
+``KEY=VALUE,...`` of :class:`dehaze.twoscale.Protection`; default: the card's), and optionally by a
+baseline model run as it always has been (one pass, 512-px tiles).
 Prints mean PSNR / SSIM per set, scale and configuration, and the 4x-minus-1x gap. Use a
 selection set (synthetic pairs from held-out clean photos, ``dehaze synth``) to choose settings,
 and sots-dev only to report them.
@@ -31,6 +34,9 @@ from dehaze.evaluation import score
 from dehaze.inference import Dehazer
 from dehaze.io import read_photo
 from dehaze.pairs import find_pairs, fit_clear, read_split
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_real_photos import protection_arg  # noqa: E402  (the one --protect syntax)
 
 HELD_OUT = Path(__file__).resolve().parents[1] / "training" / "splits" / "heldout-v1.txt"  # never trained on
 
@@ -61,18 +67,22 @@ def upscale(rgb: np.ndarray, k: int) -> np.ndarray:
 
 
 def configs(args: argparse.Namespace) -> dict:
-    """name -> Dehazer, one per working size x filter setting (and the baseline)."""
+    """name -> Dehazer, one per working size x filter setting x protection (and the baseline)."""
     out = {}
     for ws in args.working_sizes or [None]:
         for f in args.filters or [None]:
-            d = Dehazer(args.model, working_size=ws, threads=args.threads)
-            if d.two_scale is None:
-                sys.exit(f"error: {args.model} is not a two-scale model (re-export it with 'dehaze export')")
-            if f:
-                r, e = f.split(":")
-                d.two_scale = {**d.two_scale, "radius": int(r), "eps": float(e)}
-            s = d.two_scale
-            out[f"ws{s['working_size']} r{s['radius']} eps{s['eps']:g}"] = d
+            for pname, protect in args.protect:
+                d = Dehazer(args.model, working_size=ws, threads=args.threads)
+                if d.two_scale is None:
+                    sys.exit(f"error: {args.model} is not a two-scale model (re-export it with 'dehaze export')")
+                if f:
+                    r, e = f.split(":")
+                    d.two_scale = {**d.two_scale, "radius": int(r), "eps": float(e)}
+                if protect is not None:  # not the card's
+                    d.two_scale = {**d.two_scale, "protect": protect.settings()}
+                s = d.two_scale
+                name = f"ws{s['working_size']} r{s['radius']} eps{s['eps']:g}"
+                out[name if len(args.protect) == 1 and pname == "card" else f"{name} {pname}"] = d
     if args.baseline:
         out["baseline (tiled)"] = Dehazer(args.baseline, tile=512, threads=args.threads)
     return out
@@ -87,6 +97,8 @@ def main() -> int:
     p.add_argument("--limit", type=int, help="first N pairs of each set")
     p.add_argument("--working-sizes", type=int, nargs="+")
     p.add_argument("--filters", nargs="+", metavar="RADIUS:EPS")
+    p.add_argument("--protect", type=protection_arg, nargs="+", default=[("card", None)],
+                   help="card, off, or KEY=VALUE,... of dehaze.twoscale.Protection (default: card)")
     p.add_argument("--baseline", help="an older model run tiled, for comparison")
     p.add_argument("--threads", type=int)
     args = p.parse_args()
@@ -100,18 +112,23 @@ def main() -> int:
     for set_dir in args.sets:
         pairs = find_pairs(set_dir)[: args.limit]
         for k in args.scales:
-            sums = {name: np.zeros(2) for name in methods}
+            scores = {name: [] for name in methods}
             for hazy_path, clear_path in pairs:
                 hazy = read_photo(hazy_path).rgb
                 clear = fit_clear(hazy, read_photo(clear_path).rgb, hazy_path, clear_path)
                 hazy, clear = upscale(hazy, k), upscale(clear, k)
                 for name, fn in methods.items():
                     s = score(fn(hazy), clear)
-                    sums[name] += (s["psnr"], s["ssim"])
-            for name, total in sums.items():
-                psnr, ssim = total / len(pairs)
+                    scores[name].append((s["psnr"], s["ssim"]))
+            first = np.array(next(iter(scores.values())))
+            for name, per_pair in scores.items():
+                per_pair = np.array(per_pair)
+                psnr, ssim = per_pair.mean(axis=0)
                 rows.append((Path(set_dir).name, k, name, psnr, ssim, len(pairs)))
-                print(f"{Path(set_dir).name:>10} {k}x  {name:<24} {psnr:6.2f} dB  SSIM {ssim:.4f}  ({len(pairs)} pairs)",
+                d = per_pair - first  # paired differences against the first configuration, and their standard error
+                se = d[:, 0].std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else 0.0
+                vs = f"  {d[:, 0].mean():+.3f} dB (s.e. {se:.3f}), SSIM {d[:, 1].mean():+.4f} vs the first" if name != next(iter(scores)) else ""
+                print(f"{Path(set_dir).name:>10} {k}x  {name:<24} {psnr:6.3f} dB  SSIM {ssim:.4f}  ({len(pairs)} pairs){vs}",
                       flush=True)
     print("\ngap (largest scale minus 1x), PSNR dB:")
     for set_dir in args.sets:

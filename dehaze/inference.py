@@ -31,7 +31,9 @@ import numpy as np
 from dehaze.errors import CheckpointError, ConfigError, DehazeError
 from dehaze.io import Photo, shrink_to_fit, to_float
 from dehaze.twoscale import (
+    NO_PROTECTION,
     Haze,
+    Protection,
     apply_haze,
     check_strength,
     check_working_size,
@@ -255,6 +257,9 @@ class Dehazer:
         working_size: ``asm`` models: long side of the copy the network runs on; None -> the
             card's (a checkpoint: :data:`dehaze.twoscale.DEFAULT_WORKING_SIZE`).
         strength: the default ``strength`` of calls (two-scale models), in [0, 1.5].
+        protect: two-scale models: keep the output within black and white as the card's
+            ``two_scale["protect"]`` says (:class:`dehaze.twoscale.Protection`; a card without it:
+            nothing to keep); False: the plain inversion ``J = (I − A) / t + A``, as before.
 
     Attributes:
         name: model name (file stem, or the card's ``name``).
@@ -262,8 +267,9 @@ class Dehazer:
         backend: ``"onnxruntime"`` or ``"torch"``.
         providers: execution providers in use (``["CPUExecutionProvider"]``, or the torch device).
         multiple: inputs are padded to multiples of this.
-        two_scale: the two-scale settings (working size, guided filter, t_min) of an ``asm``
-            model, or None for models that run tiled.
+        two_scale: the two-scale settings (working size, guided filter, t_min, protect) of an
+            ``asm`` model, or None for models that run tiled.
+        protection: the :class:`~dehaze.twoscale.Protection` in use (all off with ``protect=False``).
         accepts_integer: True: uint8/uint16 photos are restored without a float copy of the whole
             photo (two-scale models), and come back with their dtype.
 
@@ -284,6 +290,7 @@ class Dehazer:
         providers: list[str] | None = None,
         working_size: int | None = None,
         strength: float = 1.0,
+        protect: bool = True,
     ):
         path = Path(model) if model is not None else default_model_path()
         if not path.is_file():
@@ -312,6 +319,11 @@ class Dehazer:
                 raise ConfigError(str(exc)) from None
             self.two_scale = {**self.two_scale, "working_size": working_size}
         self.accepts_integer = self.two_scale is not None
+        self.protect = bool(protect)
+        try:
+            Protection.from_settings(self.two_scale)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: the two_scale 'protect' settings are not valid: {exc}") from None
         try:
             self.strength = check_strength(strength)
         except ValueError as exc:
@@ -466,6 +478,14 @@ class Dehazer:
         small = working_copy(rgb, int(self._two_scale()["working_size"]))
         return self.fit(small, *self.raw_haze(small, airlight), rgb.shape[:2])
 
+    @property
+    def protection(self) -> Protection:
+        """The clipping protection of :meth:`fit` and :meth:`apply`: the card's ``two_scale["protect"]``
+        (none on an older card), or none when the Dehazer was made with ``protect=False``."""
+        if not self.protect or self.two_scale is None:
+            return NO_PROTECTION
+        return Protection.from_settings(self.two_scale)
+
     def _two_scale(self) -> dict:
         if self.two_scale is None:
             raise DehazeError(f"{self.name} is not a two-scale model (it has no ASM head)")
@@ -486,10 +506,11 @@ class Dehazer:
 
     def fit(self, small: np.ndarray, t: np.ndarray, airlight, size: tuple[int, int]) -> Haze:
         """The :class:`~dehaze.twoscale.Haze` of a full-size photo of ``size`` (H, W) from ``t`` and
-        ``airlight`` on its working copy ``small``, with this model's guided filter."""
+        ``airlight`` on its working copy ``small``, with this model's guided filter (and boundary
+        constraint: :attr:`protection`)."""
         s = self._two_scale()
         return fit_haze(small, t, airlight, size, int(s.get("radius", 0)), float(s.get("eps", 1.0)),
-                        float(s.get("t_min", 0.05)))
+                        float(s.get("t_min", 0.05)), protect=self.protection)
 
     def stream(self, **options):
         """A :class:`dehaze.video.HazeStream` over this model: frames of one video in order, with
@@ -503,7 +524,8 @@ class Dehazer:
         without running the network: e.g. a strength slider over one estimate."""
         rgb = _check_rgb(rgb, keep_integers=True)
         floor = self.two_scale.get("t_floor") if self.two_scale else None
-        return apply_haze(rgb, haze, self.strength if strength is None else strength, t_floor=floor, out=out)
+        return apply_haze(rgb, haze, self.strength if strength is None else strength, t_floor=floor, out=out,
+                          protect=self.protection)
 
     def estimate_airlight(self, rgb: np.ndarray) -> np.ndarray | None:
         """The atmospheric light (3,) the model estimates for the whole photo, from a shrunken copy;
@@ -617,7 +639,8 @@ def get_method(
             model file (to compare several models in one run).
         model: model file for ``"model"``.
         dehazer_kwargs: passed to :class:`Dehazer` (device, tile, overlap, threads, providers,
-            working_size, strength). A ``strength`` other than 1 is refused for the baselines.
+            working_size, strength, protect). A ``strength`` other than 1 is refused for the
+            baselines; ``protect`` means nothing to them.
 
     Returns:
         A callable ``HxWx3 -> HxWx3`` with a ``name`` attribute where the object allows it.

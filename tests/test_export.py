@@ -10,6 +10,7 @@ from dehaze.cli import main
 from dehaze.errors import ConfigError, ParityError
 from dehaze.export import PadToMultiple, export_onnx, parity_check, sha256_file
 from dehaze.nets import UNetGenerator, count_parameters
+from dehaze.twoscale import DEFAULT_PROTECTION
 
 
 @pytest.fixture(scope="module")
@@ -210,10 +211,11 @@ def test_export_t_refine_sets_the_two_scale_guided_filter(tmp_path, capsys):
     assert card["G_config"] == G.config and "t_refine" not in card["G_config"]
     assert {k: card["two_scale"][k] for k in ("working_size", "radius", "eps", "t_min", "t_floor")} == {
         "working_size": 256, "radius": 3, "eps": 0.01, "t_min": 0.05, "t_floor": 0.1}
+    assert card["two_scale"]["protect"] == DEFAULT_PROTECTION.settings()  # the measured clipping protection
     assert card["parity"]["max_abs_error"] < 1e-4
     x = torch.rand(1, 3, 29, 41) * 2 - 1
     rgb = ((x[0].permute(1, 2, 0) + 1) / 2).numpy()
-    y = Dehazer(out)(rgb)
+    y = Dehazer(out, protect=False)(rgb)  # the plain inversion: what the torch reference does
     with torch.inference_mode():
         plain = ((G(x)[0].permute(1, 2, 0) + 1) / 2).numpy()  # the raw t
         t, A = G.haze(x)

@@ -183,7 +183,7 @@ def asm_model(tmp_path: Path, backend: str) -> Path:
 @pytest.mark.parametrize("backend", ["onnx", "torch"])
 def test_two_scale_equals_one_pass_on_a_photo_that_fits_the_working_size(tmp_path, backend):
     model = asm_model(tmp_path, backend)
-    dh = Dehazer(model, working_size=64)
+    dh = Dehazer(model, working_size=64, protect=False)  # the plain inversion, as the torch graph does it
     assert dh.two_scale["working_size"] == 64 and dh.two_scale["radius"] == 3 and dh.accepts_integer
     assert dh.two_scale["eps"] == 0.01
     from dehaze.nets import GuidedUpsample, load_generator
@@ -199,6 +199,36 @@ def test_two_scale_equals_one_pass_on_a_photo_that_fits_the_working_size(tmp_pat
         raw = (G(x)[0].permute(1, 2, 0) + 1) / 2
     assert np.abs(dh(hazy) - one_pass.numpy()).max() < 1e-4
     assert np.abs(dh(hazy) - raw.numpy()).max() > 1e-3  # the filter matters
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_clipping_protection_comes_from_the_card_and_can_be_turned_off(tmp_path, backend):
+    import json
+
+    from dehaze.twoscale import DEFAULT_PROTECTION, NO_PROTECTION
+
+    model = asm_model(tmp_path, backend)
+    dh, plain = Dehazer(model, working_size=64), Dehazer(model, working_size=64, protect=False)
+    assert dh.protection == DEFAULT_PROTECTION and plain.protection == NO_PROTECTION
+    hazy = scene(150, 230, 5)[1]
+    hazy[:40] = np.clip(hazy[:40] * 0.3 + 0.75, 0, 1)  # a bright sky, above the airlight
+    hazy[-30:, :50] *= 0.1  # deep shadows
+    out, old = dh(hazy), plain(hazy)
+    clipped = lambda x: ((x <= 1 / 255) | (x >= 254 / 255)).any(axis=2).mean()  # noqa: E731
+    assert clipped(out) < clipped(old) and clipped(out) <= clipped(hazy) + 0.01
+    haze = dh.estimate(hazy)
+    assert haze.floor is not None and np.array_equal(dh.apply(hazy, haze), out)  # fit + apply, as HazeStream
+    assert plain.estimate(hazy).floor is None
+    if backend == "onnx":  # a card from before the protection: the plain inversion
+        card = json.loads(model.with_suffix(".json").read_text())
+        del card["two_scale"]["protect"]
+        model.with_suffix(".json").write_text(json.dumps(card))
+        older = Dehazer(model, working_size=64)
+        assert older.protection == NO_PROTECTION and np.array_equal(older(hazy), old)
+        card["two_scale"]["protect"] = {"shadows": 7}
+        model.with_suffix(".json").write_text(json.dumps(card))
+        with pytest.raises(CheckpointError, match="protect"):
+            Dehazer(model)
 
 
 @pytest.mark.parametrize("backend", ["onnx", "torch"])

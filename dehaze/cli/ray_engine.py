@@ -29,7 +29,8 @@ from dehaze.cli.restore import Job, failure, method_of, restore_file
 from dehaze.errors import ConfigError, DehazeError
 
 MAX_BLOCKS = 2000  # Ray Data blocks (units of work and of retry) per run at most
-WORKER_OPTIONS = ("method", "model", "device", "tile", "overlap", "threads", "strength", "max_pixels", "quality")
+WORKER_OPTIONS = ("method", "model", "device", "tile", "overlap", "threads", "strength", "protect", "max_pixels",
+                  "quality")
 
 
 class MissingRayError(DehazeError):

@@ -179,6 +179,14 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
         "model estimates, more removes more (1)",
     )
     p.add_argument(
+        "--no-protect",
+        dest="protect",
+        action="store_false",
+        help="models with the ASM head: invert the haze model plainly, J = (I - A) / t + A, which can "
+        "blow bright skies to white and crush shadows to black; by default the model card's clipping "
+        "protection keeps the output within range (docs/two-scale.md)",
+    )
+    p.add_argument(
         "--tile",
         type=tile_arg,
         action=Tiling,
@@ -386,7 +394,7 @@ def local_path(text: str) -> str:
 def method_of(args: argparse.Namespace):
     """The restoration function of ``--method`` / ``--model`` with the Dehazer options (both engines)."""
     kwargs = dict(device=args.device, tile=args.tile, overlap=args.overlap, threads=args.threads,
-                  strength=args.strength)
+                  strength=args.strength, protect=args.protect)
     return get_method(args.method, args.model, **kwargs)
 
 

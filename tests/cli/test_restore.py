@@ -297,3 +297,24 @@ def test_strength_in_the_cli(folder, tmp_path, capsys):
     assert main(["restore", str(src), "-o", str(tmp_path / "dcp"), "--method", "dcp", "--strength", "0.5"]) == 2
     assert "strength applies to the model" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists() and not (tmp_path / "dcp").exists()
+
+
+def test_no_protect_gives_the_plain_inversion(tmp_path):
+    """The model card's clipping protection is on by default; --no-protect restores as before it."""
+    from dehaze.inference import Dehazer, restore_photo
+
+    torch.manual_seed(0)
+    G = UNetGenerator(width=4, depth=3, head="asm").eval()
+    ckpt = tmp_path / "asm.pt"
+    torch.save({"G": G.state_dict(), "G_config": G.config, "config": {}, "step": 0, "metrics": {}}, ckpt)
+    src = tmp_path / "ramp" / "plain.png"  # black to white: the plain inversion clips both ends
+    save(src, u8(np.repeat(np.linspace(0.0, 1.0, 60, dtype=np.float32)[None, :, None], 3, axis=2).repeat(40, axis=0)),
+         "PNG")
+    assert main(["restore", str(src), "-o", str(tmp_path / "on"), "--model", str(ckpt)]) == 0
+    assert main(["restore", str(src), "-o", str(tmp_path / "off"), "--model", str(ckpt), "--no-protect"]) == 0
+    photo = read_photo(src, as_float=False)
+    outs = {}
+    for name, protect in (("on", True), ("off", False)):
+        outs[name] = read_photo(tmp_path / name / "plain.png", as_float=False).rgb
+        assert np.array_equal(outs[name], restore_photo(photo, Dehazer(ckpt, protect=protect)).rgb)
+    assert not np.array_equal(outs["on"], outs["off"])
