@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dehaze.data import IMAGE_EXTENSIONS, clear_candidates, find_pairs, list_images, read_rgb
-from dehaze.errors import InputError
+from dehaze.errors import ConfigError, InputError
 from dehaze.haze import PRESETS, float01, haze_from_config, haze_preset, synthesize_haze
 from dehaze.io import write_bytes_atomic
 
@@ -91,9 +91,11 @@ def _read_haze(text: str):
     """``--haze``: inline YAML, or the path of a YAML file."""
     import yaml
 
-    from dehaze.errors import ConfigError
-
-    if Path(text).is_file():
+    try:
+        is_file = Path(text).is_file()
+    except OSError:  # an inline mapping longer than a file name may be
+        is_file = False
+    if is_file:
         text = Path(text).read_text()
     try:
         return yaml.safe_load(text)
